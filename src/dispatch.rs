@@ -1,0 +1,67 @@
+//! Runs an application on its thread and drives its body to the end:
+//! every chunk through the exchange, `close()` exactly once, every failure
+//! reported (RULES.md 7 to 11).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::body::Body;
+use crate::environ::Environ;
+use crate::error;
+use crate::response::{Exchange, Failure, Sent, Stop};
+use crate::start_response::StartResponse;
+
+pub(crate) fn run<A: App + ?Sized>(app: &A, environ: Environ, exchange: &Arc<Exchange>) {
+    let start_response = StartResponse::new(exchange.clone());
+    match catch_unwind(AssertUnwindSafe(|| app.call(environ, start_response))) {
+        Ok(Ok(body)) => drive(body, exchange),
+        Ok(Err(error)) => exchange.fail(Failure::Error(error)),
+        Err(panic) => exchange.fail(Failure::Panic(panic)),
+    }
+}
+
+enum End {
+    Finished,
+    Stopped(Stop),
+    Failed(Failure),
+}
+
+fn drive(mut body: Body, exchange: &Exchange) {
+    let end = loop {
+        match catch_unwind(AssertUnwindSafe(|| body.next())) {
+            Ok(None) => break End::Finished,
+            Ok(Some(Ok(chunk))) => match exchange.send(chunk) {
+                Ok(Sent::Accepted) => {}
+                // HEAD, 204, 304: the rest of the body would be thrown away.
+                Ok(Sent::Discarded) => break End::Finished,
+                Err(stop) => break End::Stopped(stop),
+            },
+            Ok(Some(Err(error))) => break End::Failed(Failure::Error(error)),
+            Err(panic) => break End::Failed(Failure::Panic(panic)),
+        }
+    };
+    // close() comes before the response ends, so a client that sees the end
+    // of one response knows its body was closed.
+    match catch_unwind(AssertUnwindSafe(|| body.close())) {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(error = %error::chain(&*error), "response body close() failed"),
+        Err(panic) => tracing::error!(panic = %error::panic_message(&*panic), "response body close() panicked"),
+    }
+    let stop = match end {
+        End::Finished => match exchange.finish() {
+            Ok(()) => return,
+            Err(stop) => stop,
+        },
+        End::Stopped(stop) => stop,
+        End::Failed(failure) => return exchange.fail(failure),
+    };
+    match stop {
+        Stop::ClientGone => tracing::info!("client disconnected before the response ended; body closed"),
+        Stop::Surplus => {
+            let _ = exchange.finish();
+        }
+        Stop::Closed => {}
+        Stop::App(error) => exchange.fail(Failure::Error(error.into())),
+    }
+}

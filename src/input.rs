@@ -1,0 +1,288 @@
+//! `wsgi.input`: the request body as a blocking reader.
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, BufRead, Read};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+use bytes::{Buf, Bytes};
+use http_body::Body as HttpBody;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
+
+use crate::error::BoxError;
+
+/// The request body, streamed: WSGI's `wsgi.input`.
+///
+/// A blocking [`Read`] and [`BufRead`]: `read_all()` (Python's `read()`),
+/// [`read_n`](Input::read_n) (`read(n)`), [`readline`](Input::readline),
+/// [`BufRead::lines`]. Each read pulls the next frame from hyper, so nothing is
+/// buffered beyond one frame, and a client that sent `Expect: 100-continue`
+/// gets its `100 Continue` on the first read, and only then.
+///
+/// At the end of the body reads return 0 bytes (EOF). A body the client cut
+/// short, or a broken chunked encoding, is an [`io::Error`]. A body past the
+/// configured limit is an [`io::ErrorKind::InvalidData`] error, and the
+/// response becomes 413 if the application gives up before its headers went out.
+pub struct Input {
+    source: Option<Source>,
+    buffered: Bytes,
+}
+
+struct Source {
+    body: UnsyncBoxBody<Bytes, BoxError>,
+    runtime: Option<tokio::runtime::Handle>,
+    received: u64,
+    limit: Option<u64>,
+    limit_exceeded: Arc<AtomicBool>,
+}
+
+impl Input {
+    /// An input stream over any HTTP body.
+    ///
+    /// The crate builds one per request; this constructor is for tests and for
+    /// middleware that replaces the body.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        Self::with_limit(body, None, Arc::new(AtomicBool::new(false)))
+    }
+
+    pub(crate) fn with_limit<B>(body: B, limit: Option<u64>, limit_exceeded: Arc<AtomicBool>) -> Self
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let body = body
+            .map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
+            .map_err(Into::into);
+        Self {
+            source: Some(Source {
+                body: UnsyncBoxBody::new(body),
+                runtime: tokio::runtime::Handle::try_current().ok(),
+                received: 0,
+                limit,
+                limit_exceeded,
+            }),
+            buffered: Bytes::new(),
+        }
+    }
+
+    /// An input stream holding `data`.
+    pub fn from_bytes(data: impl Into<Bytes>) -> Self {
+        Self {
+            source: None,
+            buffered: data.into(),
+        }
+    }
+
+    /// Reads to the end of the body: Python's `wsgi.input.read()`.
+    pub fn read_all(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// Reads up to `n` bytes, fewer only at the end of the body: `read(n)`.
+    pub fn read_n(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.by_ref().take(n as u64).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// Reads one line, with its `\n`; empty at the end of the body: `readline()`.
+    pub fn readline(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_until(b'\n', &mut out)?;
+        Ok(out)
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        while self.buffered.is_empty() {
+            let Some(source) = self.source.as_mut() else {
+                return Ok(());
+            };
+            match source.next_data()? {
+                Some(data) => self.buffered = data,
+                None => {
+                    self.source = None;
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source {
+    fn next_data(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
+            let next = {
+                let _context = self.runtime.as_ref().map(|rt| rt.enter());
+                block_on(self.body.frame())
+            };
+            match next {
+                None => return Ok(None),
+                Some(Err(error)) => return Err(body_error(error)),
+                Some(Ok(frame)) => {
+                    // Trailers carry no body bytes; WSGI has no place for them.
+                    let Ok(data) = frame.into_data() else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    self.received += data.len() as u64;
+                    if let Some(limit) = self.limit {
+                        if self.received > limit {
+                            self.limit_exceeded.store(true, Ordering::Release);
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("request body exceeds the limit of {limit} bytes"),
+                            ));
+                        }
+                    }
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+/// Turns a body error into the `io::Error` it wraps, keeping its kind
+/// (hyper reports a truncated body as `UnexpectedEof`).
+fn body_error(error: BoxError) -> io::Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
+    let mut kind = io::ErrorKind::Other;
+    while let Some(err) = cause {
+        if let Some(io_error) = err.downcast_ref::<io::Error>() {
+            kind = io_error.kind();
+            break;
+        }
+        cause = err.source();
+    }
+    io::Error::new(kind, error)
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Input {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.fill()?;
+        Ok(&self.buffered)
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.buffered.advance(amt.min(self.buffered.len()));
+    }
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Self::from_bytes(Bytes::new())
+    }
+}
+
+impl fmt::Debug for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Input")
+            .field("buffered", &self.buffered.len())
+            .field("at_eof", &(self.source.is_none() && self.buffered.is_empty()))
+            .finish()
+    }
+}
+
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drives a future to completion on the current (application) thread.
+///
+/// The application threads are not runtime workers, so parking them is fine;
+/// the runtime's own threads drive the I/O that wakes us.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Frame;
+    use http_body_util::Full;
+    use std::collections::VecDeque;
+
+    /// A body that yields one frame per part.
+    struct Parts(VecDeque<&'static str>);
+
+    impl HttpBody for Parts {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(|p| Ok(Frame::data(Bytes::from_static(p.as_bytes())))))
+        }
+    }
+
+    fn chunked(parts: &[&'static str]) -> Input {
+        Input::new(Parts(parts.iter().copied().collect()))
+    }
+
+    #[test]
+    fn reads_lines_across_frames() {
+        let mut input = chunked(&["first li", "ne\nsecond\n", "tail"]);
+        assert_eq!(input.readline().unwrap(), b"first line\n");
+        assert_eq!(input.readline().unwrap(), b"second\n");
+        assert_eq!(input.read_all().unwrap(), b"tail");
+        assert_eq!(input.readline().unwrap(), b"");
+    }
+
+    #[test]
+    fn read_n_stops_at_n_and_at_eof() {
+        let mut input = Input::new(Full::new(Bytes::from_static(b"abcdef")));
+        assert_eq!(input.read_n(4).unwrap(), b"abcd");
+        assert_eq!(input.read_n(4).unwrap(), b"ef");
+        assert_eq!(input.read_n(4).unwrap(), b"");
+    }
+
+    #[test]
+    fn limit_is_an_invalid_data_error_and_flagged() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut input = Input::with_limit(Full::new(Bytes::from_static(b"0123456789")), Some(4), flag.clone());
+        let err = input.read_all().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(flag.load(Ordering::Acquire));
+    }
+}

@@ -1,0 +1,115 @@
+//! Serve WSGI-shaped legacy applications as a [`tower`] `Service` over hyper.
+//!
+//! Code ported from Python keeps its WSGI shape: an [`Environ`], a
+//! [`StartResponse`] that returns a [`Writer`], and an iterable [`Body`] with
+//! `close()`. [`WsgiService`] runs it on a bounded thread pool and applies
+//! Werkzeug's `run_wsgi` response rules to the hyper response, correctly
+//! where Werkzeug and hyper each get them wrong: exact `Content-Length`
+//! framing, no body bytes for HEAD, 204 and 304, no 1xx final statuses, no
+//! header injection, truncation the client can see, `close()` exactly once.
+//!
+//! [`tower`]: https://docs.rs/tower
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+//!
+//! // def hello(environ, start_response):
+//! //     start_response("200 OK", [("Content-Type", "text/plain")])
+//! //     return [b"Hello, " + environ["PATH_INFO"].encode("latin-1")]
+//! fn hello(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+//!     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+//!     Ok(format!("Hello, {}", environ.path_info()).into())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     tower_wsgi::serve("127.0.0.1:8000", hello).await
+//! }
+//! ```
+//!
+//! The service is an ordinary tower service, so it can be called in-process:
+//!
+//! ```
+//! use http_body_util::{BodyExt, Empty};
+//! use tower::ServiceExt;
+//! use tower_wsgi::{Body, BoxError, Environ, StartResponse, WsgiService};
+//!
+//! fn stream(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+//!     let write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+//!     write.write("written, ")?;
+//!     Ok(Body::from_chunks(["then ", "iterated"]))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let request = http::Request::get("/").body(Empty::<bytes::Bytes>::new()).unwrap();
+//! let response = WsgiService::new(stream).oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(response.headers()["connection"], "close"); // no Content-Length: the seed's rule
+//! let body = response.into_body().collect().await.unwrap().to_bytes();
+//! assert_eq!(body, "written, then iterated");
+//! # }
+//! ```
+//!
+//! # The rules
+//!
+//! Every rule of the project's rule book holds on HTTP/1.0, 1.1 and 2:
+//!
+//! - **Connection.** Without `Content-Length` (and not HEAD, 204 or 304) an
+//!   HTTP/1 response carries `Connection: close`, as Werkzeug does;
+//!   [`ConnectionPolicy::KeepAliveChunked`] keeps HTTP/1.1 connections open
+//!   with chunked framing instead.
+//! - **Server and Date** are added when the application set none.
+//! - **Status.** `"NNN reason"` or `"NNN"`; the application's reason phrase goes
+//!   out on HTTP/1. An invalid or 1xx status is a 500, cause logged.
+//! - **Headers** must be tokens with values free of CR, LF and NUL; hop-by-hop
+//!   headers are an application error ([`HopByHop`]).
+//! - **HEAD, 204, 304** never send body bytes; the body is closed unread.
+//! - **Content-Length is enforced**: never a byte past it (the connection then
+//!   ends), and a short body aborts the response so the client sees it.
+//! - **Headers go out late**, with the first non-empty chunk, so `exc_info`
+//!   can still replace them.
+//! - **Errors** before the headers are a 500 with `Content-Length`; after, the
+//!   response is aborted (an unterminated chunked body, or a reset).
+//!
+//! # Cancel safety
+//!
+//! When the client goes away, hyper drops the [`ResponseFuture`] or the
+//! [`ResponseBody`]. The application's next [`Writer::write`] then fails with
+//! [`ErrorKind::ClientDisconnected`], iteration stops, the body's `close()`
+//! runs, and its thread returns to the pool. An application busy computing
+//! is not interrupted: the disconnect is seen at its next write or chunk.
+//!
+//! # Panics
+//!
+//! Panics in the application (in the call, the iterator or `close()`) are
+//! caught and treated as errors; they need `panic = "unwind"` (the default).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod app;
+mod body;
+mod config;
+mod dispatch;
+mod environ;
+mod error;
+mod errors;
+mod input;
+mod pool;
+mod response;
+mod serve;
+mod service;
+mod start_response;
+
+pub use app::{app_fn, App, AppFn};
+pub use body::{Body, Iterable};
+pub use config::{Builder, ConnectionPolicy, HopByHop};
+pub use environ::{Environ, Iter, LocalAddr, RemoteAddr};
+pub use error::{BoxError, Error, ErrorKind};
+pub use errors::Errors;
+pub use input::Input;
+pub use response::{ResponseBody, ResponseFuture};
+pub use serve::{serve, Server};
+pub use service::WsgiService;
+pub use start_response::{StartResponse, Writer};

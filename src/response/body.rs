@@ -1,0 +1,130 @@
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame as HttpFrame, SizeHint};
+use tokio::sync::mpsc;
+
+use crate::error::BoxError;
+
+/// One item of the channel from the application thread.
+pub(crate) type Frame = Result<Bytes, BoxError>;
+
+/// Response body for [`WsgiService`](crate::WsgiService).
+///
+/// Streams the application's chunks from its thread through a bounded
+/// buffer. Its size hint is exact only when it equals the `Content-Length`
+/// header, so hyper never frames the body differently from the header.
+/// Dropping it (the client went away) makes the application's next `write`
+/// fail and its body close.
+pub struct ResponseBody {
+    kind: Kind,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    /// No body bytes. `end_stream: false` keeps a 304's `Content-Length`
+    /// on HTTP/1 (hyper drops it for a body that says it has ended).
+    Empty { end_stream: bool },
+    Stream {
+        rx: mpsc::Receiver<Frame>,
+        remaining: Option<u64>,
+        ended: bool,
+    },
+}
+
+impl ResponseBody {
+    pub(crate) fn full(data: Bytes) -> Self {
+        Self {
+            kind: Kind::Full(Some(data)),
+        }
+    }
+
+    pub(crate) fn empty(keep_open: bool) -> Self {
+        Self {
+            kind: Kind::Empty {
+                end_stream: !keep_open,
+            },
+        }
+    }
+
+    pub(crate) fn stream(rx: mpsc::Receiver<Frame>, content_length: Option<u64>) -> Self {
+        Self {
+            kind: Kind::Stream {
+                rx,
+                remaining: content_length,
+                ended: false,
+            },
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<HttpFrame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(HttpFrame::data(d)))),
+            Kind::Empty { .. } => Poll::Ready(None),
+            Kind::Stream {
+                rx,
+                remaining,
+                ended,
+            } => {
+                if *ended {
+                    return Poll::Ready(None);
+                }
+                match rx.poll_recv(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Some(Ok(data))) => {
+                        if let Some(remaining) = remaining {
+                            *remaining = remaining.saturating_sub(data.len() as u64);
+                        }
+                        Poll::Ready(Some(Ok(HttpFrame::data(data))))
+                    }
+                    Poll::Ready(Some(Err(error))) => {
+                        *ended = true;
+                        Poll::Ready(Some(Err(error)))
+                    }
+                    Poll::Ready(None) => {
+                        *ended = true;
+                        Poll::Ready(None)
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(data) => data.is_none(),
+            Kind::Empty { end_stream } => *end_stream,
+            Kind::Stream { ended, .. } => *ended,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Empty { end_stream: true } => SizeHint::with_exact(0),
+            Kind::Empty { end_stream: false } => SizeHint::default(),
+            Kind::Stream { remaining, .. } => remaining.map_or_else(SizeHint::default, SizeHint::with_exact),
+        }
+    }
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Full(_) => "Full",
+            Kind::Empty { .. } => "Empty",
+            Kind::Stream { .. } => "Stream",
+        };
+        f.debug_struct("ResponseBody").field("kind", &kind).finish()
+    }
+}

@@ -1,0 +1,12 @@
+//! The response side: the rules for the head, the exchange between the
+//! application thread and hyper, and the body and future hyper receives.
+
+mod body;
+mod exchange;
+mod future;
+pub(crate) mod head;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+
+pub(crate) use exchange::{simple_response, Exchange, Failure, Sent, Stop};

@@ -1,0 +1,235 @@
+//! Serving a [`WsgiService`](crate::WsgiService) (or any stack around it)
+//! over TCP: hyper-util's auto builder (HTTP/1 and h2c), a header read
+//! timeout, client addresses in the environ, and graceful shutdown.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tower_service::Service;
+
+use crate::app::App;
+use crate::environ::{LocalAddr, RemoteAddr};
+use crate::error::BoxError;
+use crate::service::WsgiService;
+
+/// Serves `app` on `addr` until Ctrl-C or SIGTERM, with the default options.
+///
+/// In-flight requests finish before it returns (up to 30 seconds).
+///
+/// ```no_run
+/// use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+///
+/// fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+///     Ok("Hello, World!".into())
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> std::io::Result<()> {
+///     tower_wsgi::serve("127.0.0.1:8000", hello).await
+/// }
+/// ```
+pub async fn serve<A: App>(addr: impl ToSocketAddrs, app: A) -> io::Result<()> {
+    Server::bind(addr).await?.serve(WsgiService::new(app)).await
+}
+
+/// A TCP server for a tower service: the building block behind [`serve`].
+///
+/// ```no_run
+/// use tower_wsgi::{Body, BoxError, Environ, Server, StartResponse, WsgiService};
+///
+/// fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+///     Ok("Hello, World!".into())
+/// }
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let server = Server::bind("127.0.0.1:0").await?;
+/// println!("listening on {}", server.local_addr()?);
+/// let service = WsgiService::builder().max_threads(8).build(hello);
+/// server.serve_with_shutdown(service, async { /* a shutdown signal */ }).await
+/// # }
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    header_read_timeout: Duration,
+    grace_period: Duration,
+}
+
+impl Server {
+    /// Binds a listener on `addr`.
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        Ok(Self::from_listener(TcpListener::bind(addr).await?))
+    }
+
+    /// Serves on a listener bound elsewhere.
+    pub fn from_listener(listener: TcpListener) -> Self {
+        Self {
+            listener,
+            header_read_timeout: Duration::from_secs(30),
+            grace_period: Duration::from_secs(30),
+        }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// How long a client may take to send a request's headers (default 30 s).
+    #[must_use]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a shutdown waits for in-flight requests (default 30 s).
+    #[must_use]
+    pub fn grace_period(mut self, period: Duration) -> Self {
+        self.grace_period = period;
+        self
+    }
+
+    /// Serves `service` until Ctrl-C or SIGTERM.
+    pub async fn serve<S, B>(self, service: S) -> io::Result<()>
+    where
+        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        self.serve_with_shutdown(service, shutdown_signal()).await
+    }
+
+    /// Serves `service` until `signal` completes, then stops accepting,
+    /// lets in-flight requests finish (within the grace period) and returns.
+    pub async fn serve_with_shutdown<S, B, F>(self, service: S, signal: F) -> io::Result<()>
+    where
+        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+        F: Future<Output = ()>,
+    {
+        let local = self.listener.local_addr()?;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .keep_alive(true);
+        builder.http2().timer(TokioTimer::new());
+        let graceful = GracefulShutdown::new();
+        let mut signal = pin!(signal);
+        tracing::info!(%local, "listening");
+        loop {
+            let (stream, remote) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut signal => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = AddAddrs {
+                inner: service.clone(),
+                remote,
+                local,
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+            let conn = graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                if let Err(error) = conn.await {
+                    tracing::debug!(%remote, error = %error, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        tracing::info!("shutting down: waiting for in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(self.grace_period) => tracing::warn!("grace period over; connections dropped"),
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.listener.local_addr().ok())
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("grace_period", &self.grace_period)
+            .finish()
+    }
+}
+
+/// Puts the connection's addresses into every request.
+#[derive(Clone)]
+struct AddAddrs<S> {
+    inner: S,
+    remote: SocketAddr,
+    local: SocketAddr,
+}
+
+impl<S, B> Service<Request<B>> for AddAddrs<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        req.extensions_mut().insert(RemoteAddr(self.remote));
+        req.extensions_mut().insert(LocalAddr(self.local));
+        self.inner.call(req)
+    }
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

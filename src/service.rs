@@ -1,0 +1,154 @@
+//! [`WsgiService`]: a legacy application as a tower `Service`.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use tokio::sync::oneshot;
+use tower_service::Service;
+
+use crate::app::App;
+use crate::config::{Builder, Config};
+use crate::dispatch;
+use crate::environ::{self, EnvironError, EnvironOptions};
+use crate::error::BoxError;
+use crate::input::Input;
+use crate::pool::Pool;
+use crate::response::head::RequestFacts;
+use crate::response::{simple_response, Exchange, ResponseBody, ResponseFuture};
+
+/// A WSGI-shaped [`App`] as a tower [`Service`].
+///
+/// `Clone` (clones share the application and its thread pool), never fails
+/// (`Error = Infallible`: every problem is an HTTP answer), and generic over
+/// the request body, so it serves `hyper::body::Incoming` and
+/// `axum::body::Body` alike. Each request runs the application on the pool;
+/// the response streams back through [`ResponseBody`].
+///
+/// See the [crate docs](crate) for an example.
+pub struct WsgiService<A> {
+    app: Arc<A>,
+    config: Arc<Config>,
+    pool: Arc<Pool>,
+}
+
+impl<A: App> WsgiService<A> {
+    /// Hosts `app` with the default options.
+    pub fn new(app: A) -> Self {
+        Self::with_config(app, Config::default())
+    }
+
+    /// A [`Builder`] for options other than the defaults.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn with_config(app: A, config: Config) -> Self {
+        let pool = Pool::new(config.max_threads, config.max_queue);
+        Self {
+            app: Arc::new(app),
+            config: Arc::new(config),
+            pool: Arc::new(pool),
+        }
+    }
+
+    /// The application.
+    pub fn get_ref(&self) -> &A {
+        &self.app
+    }
+}
+
+impl<A> Clone for WsgiService<A> {
+    fn clone(&self) -> Self {
+        Self {
+            app: self.app.clone(),
+            config: self.config.clone(),
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<A> fmt::Debug for WsgiService<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsgiService")
+            .field("app", &std::any::type_name::<A>())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<A, B> Service<Request<B>> for WsgiService<A>
+where
+    A: App,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Admission happens in `call`: a full pool answers 503 at once
+        // rather than holding every connection back.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let config = &self.config;
+        let (parts, body) = req.into_parts();
+        let span = tracing::info_span!("wsgi", method = %parts.method, uri = %parts.uri);
+
+        if let (Some(limit), Some(declared)) = (config.max_request_body, declared_length(&parts.headers)) {
+            if declared > limit {
+                span.in_scope(|| tracing::warn!(declared, limit, "request body over the configured limit; answering 413"));
+                return ResponseFuture::ready(simple_response(StatusCode::PAYLOAD_TOO_LARGE, config));
+            }
+        }
+
+        let limit_exceeded = Arc::new(AtomicBool::new(false));
+        let input = span.in_scope(|| Input::with_limit(body, config.max_request_body, limit_exceeded.clone()));
+        let options = EnvironOptions {
+            script_name: &config.script_name,
+            url_scheme: config.url_scheme,
+            server_software: &config.server_software,
+            keep_underscore_headers: config.keep_underscore_headers,
+        };
+        let environ = match environ::build(&parts, input, &options) {
+            Ok(environ) => environ,
+            Err(EnvironError::NotMounted) => {
+                span.in_scope(|| tracing::debug!(script_name = %config.script_name, "path outside SCRIPT_NAME; answering 404"));
+                return ResponseFuture::ready(simple_response(StatusCode::NOT_FOUND, config));
+            }
+        };
+
+        let facts = RequestFacts {
+            is_head: environ::is_head(&parts.method),
+            version: parts.version,
+        };
+        let (reply, rx) = oneshot::channel();
+        let exchange = Arc::new(Exchange::new(reply, facts, config.clone(), limit_exceeded));
+        let app = self.app.clone();
+        let job_span = span.clone();
+        let submitted = self.pool.submit(Box::new(move || {
+            let _entered = job_span.enter();
+            dispatch::run(&*app, environ, &exchange);
+        }));
+        match submitted {
+            Ok(()) => ResponseFuture::waiting(rx),
+            Err(refused) => {
+                span.in_scope(|| tracing::warn!(?refused, "application pool full; answering 503"));
+                let mut response = simple_response(StatusCode::SERVICE_UNAVAILABLE, config);
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                ResponseFuture::ready(response)
+            }
+        }
+    }
+}
+
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}

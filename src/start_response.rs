@@ -1,0 +1,132 @@
+//! `start_response` and the `write` callable it returns.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{BoxError, Error};
+use crate::response::Exchange;
+
+/// WSGI's `start_response`: sets the status and headers, returns [`Writer`].
+///
+/// Nothing is sent when it is called: the headers go out with the first
+/// non-empty chunk of the body (from [`Writer::write`] or the returned
+/// iterable), or at its end. Until then
+/// [`start_with_exc_info`](StartResponse::start_with_exc_info) may replace them.
+///
+/// Headers are checked here, as PEP 3333 asks: an invalid status or header,
+/// or a hop-by-hop header, is an [`Error`] the application should propagate
+/// with `?`; the response is then a 500 naming the cause in the log.
+///
+/// Cheap to clone: an application may call it lazily from its body iterator.
+#[derive(Clone)]
+pub struct StartResponse {
+    exchange: Arc<Exchange>,
+}
+
+impl StartResponse {
+    pub(crate) fn new(exchange: Arc<Exchange>) -> Self {
+        Self { exchange }
+    }
+
+    /// `start_response(status, headers)`: `status` is `"NNN reason"` or
+    /// `"NNN"`, `headers` any iterable of `(name, value)` pairs.
+    ///
+    /// A second call is an error ([`ErrorKind::HeadersAlreadySet`](crate::ErrorKind)).
+    pub fn start<S, I, K, V>(&self, status: S, headers: I) -> Result<Writer, Error>
+    where
+        S: AsRef<str>,
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.exchange.start(status.as_ref(), headers, None)?;
+        Ok(Writer {
+            exchange: self.exchange.clone(),
+        })
+    }
+
+    /// `start_response(status, headers, exc_info)`: the error page path.
+    ///
+    /// Before the headers went out it replaces the status and headers. After,
+    /// it returns `exc_info` raised again
+    /// ([`ErrorKind::Reraised`](crate::ErrorKind), with `exc_info` as its
+    /// source): propagate it, and the crate aborts the response.
+    pub fn start_with_exc_info<S, I, K, V>(
+        &self,
+        status: S,
+        headers: I,
+        exc_info: impl Into<BoxError>,
+    ) -> Result<Writer, Error>
+    where
+        S: AsRef<str>,
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.exchange
+            .start(status.as_ref(), headers, Some(exc_info.into()))?;
+        Ok(Writer {
+            exchange: self.exchange.clone(),
+        })
+    }
+}
+
+impl fmt::Debug for StartResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartResponse").finish_non_exhaustive()
+    }
+}
+
+/// WSGI's `write` callable, returned by [`StartResponse::start`].
+///
+/// Only `start_response` hands one out, so writing before the status is set
+/// does not compile:
+///
+/// ```compile_fail
+/// let writer = tower_wsgi::Writer { };
+/// ```
+///
+/// [`write`](Writer::write) blocks while the client is slow (the response
+/// buffer is bounded) and fails with
+/// [`ErrorKind::ClientDisconnected`](crate::ErrorKind) once the client is gone.
+/// It also implements [`io::Write`].
+#[derive(Clone)]
+pub struct Writer {
+    exchange: Arc<Exchange>,
+}
+
+impl Writer {
+    /// Sends `data` as the next part of the body.
+    ///
+    /// Empty data sends nothing (the headers stay open to `exc_info`).
+    pub fn write(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.exchange.write(data.into())
+    }
+}
+
+impl io::Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Writer::write(self, Bytes::copy_from_slice(buf)).map_err(|e| {
+            let kind = if e.is_client_disconnected() {
+                io::ErrorKind::BrokenPipe
+            } else {
+                io::ErrorKind::Other
+            };
+            io::Error::new(kind, e)
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
