@@ -93,14 +93,14 @@ impl fmt::Debug for Config {
 /// Builds a [`WsgiService`] with options other than the defaults.
 ///
 /// ```
-/// use tower_wsgi::{Body, BoxError, ConnectionPolicy, Environ, StartResponse, WsgiService};
+/// use tower_wsgi::{Body, BoxError, Builder, ConnectionPolicy, Environ, StartResponse};
 ///
 /// fn app(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
 ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
 ///     Ok("hello".into())
 /// }
 ///
-/// let service = WsgiService::builder()
+/// let service = Builder::new()
 ///     .connection_policy(ConnectionPolicy::KeepAliveChunked)
 ///     .server_header(Some("legacy-app"))
 ///     .max_request_body(10 * 1024 * 1024)

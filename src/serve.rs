@@ -48,7 +48,7 @@ pub async fn serve<A: App>(addr: impl ToSocketAddrs, app: A) -> io::Result<()> {
 /// A TCP server for a tower service: the building block behind [`serve`].
 ///
 /// ```no_run
-/// use tower_wsgi::{Body, BoxError, Environ, Server, StartResponse, WsgiService};
+/// use tower_wsgi::{Body, BoxError, Builder, Environ, Server, StartResponse};
 ///
 /// fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
 ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
@@ -58,7 +58,7 @@ pub async fn serve<A: App>(addr: impl ToSocketAddrs, app: A) -> io::Result<()> {
 /// # async fn run() -> std::io::Result<()> {
 /// let server = Server::bind("127.0.0.1:0").await?;
 /// println!("listening on {}", server.local_addr()?);
-/// let service = WsgiService::builder().max_threads(8).build(hello);
+/// let service = Builder::new().max_threads(8).build(hello);
 /// server.serve_with_shutdown(service, async { /* a shutdown signal */ }).await
 /// # }
 /// ```

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tower_service::Service;
 
 use crate::app::App;
-use crate::config::{Builder, Config};
+use crate::config::Config;
 use crate::dispatch;
 use crate::environ::{self, EnvironError, EnvironOptions};
 use crate::error::BoxError;
@@ -28,7 +28,8 @@ use crate::response::{simple_response, Exchange, ResponseBody, ResponseFuture};
 /// `axum::body::Body` alike. Each request runs the application on the pool;
 /// the response streams back through [`ResponseBody`].
 ///
-/// See the [crate docs](crate) for an example.
+/// [`Builder`](crate::Builder) sets options other than the defaults. See the
+/// [crate docs](crate) for an example.
 pub struct WsgiService<A> {
     app: Arc<A>,
     config: Arc<Config>,
@@ -39,11 +40,6 @@ impl<A: App> WsgiService<A> {
     /// Hosts `app` with the default options.
     pub fn new(app: A) -> Self {
         Self::with_config(app, Config::default())
-    }
-
-    /// A [`Builder`] for options other than the defaults.
-    pub fn builder() -> Builder {
-        Builder::new()
     }
 
     pub(crate) fn with_config(app: A, config: Config) -> Self {

@@ -31,6 +31,8 @@ enum Kind {
         rx: mpsc::Receiver<Frame>,
         remaining: Option<u64>,
         ended: bool,
+        /// An abort, held back for one poll (see `poll_frame`).
+        abort: Option<BoxError>,
     },
 }
 
@@ -55,6 +57,7 @@ impl ResponseBody {
                 rx,
                 remaining: content_length,
                 ended: false,
+                abort: None,
             },
         }
     }
@@ -75,7 +78,12 @@ impl Body for ResponseBody {
                 rx,
                 remaining,
                 ended,
+                abort,
             } => {
+                if let Some(error) = abort.take() {
+                    *ended = true;
+                    return Poll::Ready(Some(Err(error)));
+                }
                 if *ended {
                     return Poll::Ready(None);
                 }
@@ -88,8 +96,13 @@ impl Body for ResponseBody {
                         Poll::Ready(Some(Ok(HttpFrame::data(data))))
                     }
                     Poll::Ready(Some(Err(error))) => {
-                        *ended = true;
-                        Poll::Ready(Some(Err(error)))
+                        // hyper flushes what it holds when the body is pending;
+                        // an error right away would drop the head and the
+                        // partial body unsent, and the client could not tell
+                        // a truncated response from none at all.
+                        *abort = Some(error);
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
                     }
                     Poll::Ready(None) => {
                         *ended = true;

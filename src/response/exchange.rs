@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderValue, Response, StatusCode, Version};
 use tokio::sync::{mpsc, oneshot};
 
 use super::body::{Frame, ResponseBody};
@@ -493,6 +493,9 @@ fn build(prepared: Prepared, body: ResponseBody) -> Response<ResponseBody> {
     *response.headers_mut() = prepared.headers;
     if let Some(reason) = prepared.reason {
         response.extensions_mut().insert(reason);
+    }
+    if prepared.http10 {
+        *response.version_mut() = Version::HTTP_10;
     }
     response
 }

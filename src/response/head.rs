@@ -35,6 +35,9 @@ pub(crate) struct Prepared {
     pub(crate) reason: Option<ReasonPhrase>,
     pub(crate) headers: HeaderMap,
     pub(crate) plan: BodyPlan,
+    /// Answer as HTTP/1.0: hyper then ends an HTTP/1.0 keep-alive client's
+    /// connection instead of appending `keep-alive` to our `close`.
+    pub(crate) http10: bool,
 }
 
 impl Prepared {
@@ -44,6 +47,7 @@ impl Prepared {
         if facts.version != Version::HTTP_2 && facts.version != Version::HTTP_3 {
             self.headers
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            self.http10 = facts.version == Version::HTTP_10;
         }
     }
 }
@@ -89,6 +93,7 @@ where
         reason,
         headers,
         plan,
+        http10: false,
     };
     // The seed's connection rule: a body of unknown length ends the connection,
     // unless chunked keep-alive was chosen (HTTP/1.1 only: 1.0 has no chunking).

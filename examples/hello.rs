@@ -1,0 +1,46 @@
+//! The smallest legacy app, served on 127.0.0.1:8000.
+//!
+//! ```text
+//! cargo run --example hello
+//! curl -i http://127.0.0.1:8000/world
+//! ```
+#![deny(warnings)]
+
+use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+
+// The WSGI original:
+//
+//     def hello(environ, start_response):
+//         name = environ.get("PATH_INFO", "/").lstrip("/") or "World"
+//         body = f"Hello, {name}!\n".encode("latin-1")
+//         start_response("200 OK", [("Content-Type", "text/plain"),
+//                                   ("Content-Length", str(len(body)))])
+//         return [body]
+fn hello(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    let name = match environ.path_info().trim_start_matches('/') {
+        "" => "World",
+        name => name,
+    };
+    let body = format!("Hello, {name}!\n");
+    start_response.start(
+        "200 OK",
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", &body.len().to_string()),
+        ],
+    )?;
+    Ok(body.into())
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let server = tower_wsgi::Server::bind("127.0.0.1:8000").await?;
+    println!("listening on {}", server.local_addr()?);
+    server.serve(tower_wsgi::WsgiService::new(hello)).await
+}

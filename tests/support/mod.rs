@@ -1,0 +1,395 @@
+//! Shared helpers: a real hyper server on a background runtime, a raw
+//! HTTP/1 client that shows framing and connection state, log capture, and
+//! bodies that count their `close()`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tower_service::Service;
+use tower_wsgi::{Body, BoxError, Server};
+
+/// A server running `service` on 127.0.0.1, stopped on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub fn serve<S, B>(service: S) -> TestServer
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    capture_logs();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(Server::bind("127.0.0.1:0")).unwrap();
+    let addr = server.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        runtime
+            .block_on(server.grace_period(Duration::from_secs(5)).serve_with_shutdown(service, async {
+                let _ = rx.await;
+            }))
+            .unwrap();
+    });
+    TestServer { addr, shutdown: Some(tx), thread: Some(thread) }
+}
+
+impl TestServer {
+    pub fn connect(&self) -> Conn {
+        Conn::open(self.addr)
+    }
+
+    /// One request on a new connection.
+    pub fn get(&self, target: &str) -> Resp {
+        let mut conn = self.connect();
+        conn.send(format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        conn.read_response(false)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How a response body was delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length,
+    Chunked,
+    Close,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub version: String,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub framing: Framing,
+    /// `false` when the connection ended before the framing said the body did.
+    pub complete: bool,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+
+    pub fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Self { writer: stream.try_clone().unwrap(), reader: BufReader::new(stream) }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.writer
+    }
+
+    /// Reads one response; `head_request` for a response to HEAD.
+    pub fn read_response(&mut self, head_request: bool) -> Resp {
+        self.try_read_response(head_request).expect("no response: the connection ended first")
+    }
+
+    /// `None` when the connection ends before a status line.
+    pub fn try_read_response(&mut self, head_request: bool) -> Option<Resp> {
+        let status_line = self.line()?;
+        let mut parts = status_line.splitn(3, ' ');
+        let version = parts.next().unwrap_or_default().to_owned();
+        let status: u16 = parts.next().and_then(|s| s.parse().ok()).expect(&status_line);
+        let reason = parts.next().unwrap_or_default().to_owned();
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line().expect("headers cut short");
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').expect(&line);
+            headers.push((name.to_owned(), value.trim().to_owned()));
+        }
+        let mut resp = Resp { version, status, reason, headers, body: Vec::new(), framing: Framing::None, complete: true };
+        if head_request || status < 200 || status == 204 || status == 304 {
+            return Some(resp);
+        }
+        if resp.header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
+            resp.framing = Framing::Chunked;
+            loop {
+                let Some(size_line) = self.line() else {
+                    resp.complete = false;
+                    break;
+                };
+                let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16).expect(&size_line);
+                if size == 0 {
+                    // trailers, then the blank line
+                    loop {
+                        match self.line() {
+                            Some(l) if l.is_empty() => break,
+                            Some(_) => continue,
+                            None => {
+                                resp.complete = false;
+                                break;
+                            }
+                        }
+                    }
+                    break;
+                }
+                let mut chunk = vec![0; size];
+                if self.reader.read_exact(&mut chunk).is_err() {
+                    resp.complete = false;
+                    break;
+                }
+                resp.body.extend_from_slice(&chunk);
+                let mut crlf = [0; 2];
+                if self.reader.read_exact(&mut crlf).is_err() {
+                    resp.complete = false;
+                    break;
+                }
+            }
+        } else if let Some(length) = resp.header("content-length").map(str::to_owned) {
+            resp.framing = Framing::Length;
+            let length: usize = length.parse().unwrap();
+            let mut body = Vec::new();
+            let _ = (&mut self.reader).take(length as u64).read_to_end(&mut body);
+            resp.complete = body.len() == length;
+            resp.body = body;
+        } else {
+            resp.framing = Framing::Close;
+            let _ = self.reader.read_to_end(&mut resp.body);
+        }
+        Some(resp)
+    }
+
+    fn line(&mut self) -> Option<String> {
+        let mut line = Vec::new();
+        match self.reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    line.pop();
+                }
+                Some(String::from_utf8_lossy(&line).into_owned())
+            }
+        }
+    }
+
+    /// `true` when the server closes the connection within two seconds
+    /// without sending anything more.
+    pub fn closes(&mut self) -> bool {
+        self.reader.get_ref().set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut rest = Vec::new();
+        let closed = matches!(self.reader.read_to_end(&mut rest), Ok(_));
+        assert!(rest.is_empty(), "unexpected bytes after the response: {:?}", String::from_utf8_lossy(&rest));
+        closed
+    }
+
+    /// Bytes the server sends within `wait` (nothing more is expected).
+    pub fn pending_bytes(&mut self, wait: Duration) -> Vec<u8> {
+        self.reader.get_ref().set_read_timeout(Some(wait)).unwrap();
+        let mut buf = self.reader.buffer().to_vec();
+        let n = buf.len();
+        self.reader.consume(n);
+        let mut chunk = [0; 4096];
+        while let Ok(n) = self.reader.get_mut().read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        self.reader.get_ref().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        buf
+    }
+}
+
+/// Counts bodies handed out and closed.
+#[derive(Clone, Default)]
+pub struct Counters {
+    started: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+}
+
+impl Counters {
+    pub fn track(&self, body: Body) -> Body {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let closed = self.closed.clone();
+        body.on_close(move || {
+            closed.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `closed` reaches `n` (the close may land just after the
+    /// client saw the response end, when the client hung up first).
+    pub fn wait_closed(&self, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.closed() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.closed()
+    }
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs (once per test binary) a subscriber that records every event.
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(buffer.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buffer
+    });
+}
+
+/// Waits up to two seconds for a log line holding every one of `needles`.
+pub fn log_line_with(needles: &[&str]) -> Option<String> {
+    capture_logs();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let text = String::from_utf8_lossy(&LOGS.get().unwrap().lock().unwrap()).into_owned();
+        if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return Some(line.to_owned());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Headers for a request with a body.
+pub fn post(target: &str, body: &str, extra: &str) -> Vec<u8> {
+    format!("POST {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n{extra}\r\n{body}", body.len()).into_bytes()
+}
+
+/// Query parameters, percent-decoded (`+` is a space), in order.
+pub fn query(environ: &tower_wsgi::Environ) -> Vec<(String, String)> {
+    environ
+        .query_string()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+pub fn param(q: &[(String, String)], key: &str, default: &str) -> String {
+    q.iter().find(|(k, _)| k == key).map_or_else(|| default.to_owned(), |(_, v)| v.clone())
+}
+
+/// The conformance `/respond` route: `status`, `body`, `chunks`, `cl`
+/// (`auto`, `none` or a literal), `via` (`iter`, `write`, `mixed`,
+/// `empty-first`) and repeated `header=Name:Value`.
+pub fn respond_app(counters: Counters) -> impl tower_wsgi::App {
+    tower_wsgi::app_fn(move |environ, start_response| {
+        let q = query(&environ);
+        let status = param(&q, "status", "200 OK");
+        let chunk = param(&q, "body", "hello");
+        let count: usize = param(&q, "chunks", "1").parse()?;
+        let via = param(&q, "via", "iter");
+        let cl = param(&q, "cl", "auto");
+        let mut headers = vec![("Content-Type".to_owned(), "text/plain".to_owned())];
+        match cl.as_str() {
+            "auto" => headers.push(("Content-Length".to_owned(), (chunk.len() * count).to_string())),
+            "none" => {}
+            literal => headers.push(("Content-Length".to_owned(), literal.to_owned())),
+        }
+        for (k, v) in &q {
+            if k == "header" {
+                let (name, value) = v.split_once(':').unwrap_or((v, ""));
+                headers.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        let write = start_response.start(status, headers)?;
+        let chunks = vec![chunk; count];
+        let body = match via.as_str() {
+            "write" => {
+                for c in chunks {
+                    write.write(c)?;
+                }
+                Body::empty()
+            }
+            "mixed" => {
+                let mut rest = chunks.into_iter();
+                if let Some(first) = rest.next() {
+                    write.write(first)?;
+                }
+                Body::from_chunks(rest)
+            }
+            "empty-first" => Body::from_chunks(std::iter::once(String::new()).chain(chunks)),
+            _ => Body::from_chunks(chunks),
+        };
+        Ok(counters.track(body))
+    })
+}
