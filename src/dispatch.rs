@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::environ::Environ;
 use crate::error;
-use crate::response::{Exchange, Failure, Sent, Stop};
+use crate::response::{Exchange, Failure, Sent, Source, Stop};
 use crate::start_response::StartResponse;
 
 pub(crate) fn run<A: App + ?Sized>(app: &A, environ: Environ, exchange: &Arc<Exchange>) {
@@ -31,7 +31,7 @@ fn drive(mut body: Body, exchange: &Exchange) {
     let end = loop {
         match catch_unwind(AssertUnwindSafe(|| body.next())) {
             Ok(None) => break End::Finished,
-            Ok(Some(Ok(chunk))) => match exchange.send(chunk) {
+            Ok(Some(Ok(chunk))) => match exchange.send(chunk, Source::Iterable) {
                 Ok(Sent::Accepted) => {}
                 // HEAD, 204, 304: the rest of the body would be thrown away.
                 Ok(Sent::Discarded) => break End::Finished,

@@ -83,7 +83,19 @@ struct State {
     /// The chunk that completes the declared length, kept back until the
     /// application's next move shows whether surplus follows it.
     held: Option<Bytes>,
+    /// A non-empty chunk was produced: the headers count as sent (PEP 3333),
+    /// even while their emission waits (held chunk, or a body to discard).
+    committed: bool,
     surplus: bool,
+}
+
+/// Who produced a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The `write` callable: the application is still running.
+    Write,
+    /// The returned iterable: the dispatcher closes it before the response ends.
+    Iterable,
 }
 
 pub(crate) struct Exchange {
@@ -107,6 +119,7 @@ impl Exchange {
                 fault: None,
                 phase: Phase::Before(reply),
                 held: None,
+                committed: false,
                 surplus: false,
             }),
             facts,
@@ -133,7 +146,7 @@ impl Exchange {
         V: AsRef<str>,
     {
         let mut st = self.lock();
-        let headers_sent = !matches!(st.phase, Phase::Before(_)) || st.held.is_some();
+        let headers_sent = st.committed || !matches!(st.phase, Phase::Before(_));
         match exc_info {
             Some(exc_info) if headers_sent => {
                 let message = format!(
@@ -169,7 +182,7 @@ impl Exchange {
 
     /// The `write` callable.
     pub(crate) fn write(&self, chunk: Bytes) -> Result<(), Error> {
-        match self.send(chunk) {
+        match self.send(chunk, Source::Write) {
             Ok(_) => Ok(()),
             Err(Stop::ClientGone) => Err(Error::new(
                 ErrorKind::ClientDisconnected,
@@ -188,7 +201,7 @@ impl Exchange {
     }
 
     /// Sends one chunk of the body (from `write` or the iterable).
-    pub(crate) fn send(&self, chunk: Bytes) -> Result<Sent, Stop> {
+    pub(crate) fn send(&self, chunk: Bytes, source: Source) -> Result<Sent, Stop> {
         let mut guard = self.lock();
         let st = &mut *guard;
         if chunk.is_empty() {
@@ -220,10 +233,15 @@ impl Exchange {
             }
             Phase::Before(_) => match self.plan(st)? {
                 BodyPlan::Suppressed { .. } => {
-                    self.emit_without_body(st);
+                    st.committed = true;
+                    // From the iterable, the head waits for close() (see finish).
+                    if source == Source::Write {
+                        self.emit_without_body(st);
+                    }
                     Ok(Sent::Discarded)
                 }
                 BodyPlan::Stream { content_length } => {
+                    st.committed = true;
                     let mut remaining = content_length;
                     let chunk = match &mut remaining {
                         Some(remaining) => match account(&mut st.held, &mut st.surplus, remaining, chunk) {

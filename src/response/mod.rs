@@ -9,4 +9,4 @@ pub(crate) mod head;
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 
-pub(crate) use exchange::{simple_response, Exchange, Failure, Sent, Stop};
+pub(crate) use exchange::{simple_response, Exchange, Failure, Sent, Source, Stop};

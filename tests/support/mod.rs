@@ -393,3 +393,11 @@ pub fn respond_app(counters: Counters) -> impl tower_wsgi::App {
         Ok(counters.track(body))
     })
 }
+
+/// The message of a panic payload.
+pub fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload.downcast::<&'static str>().map(|s| (*s).to_owned()).unwrap_or_default(),
+    }
+}
