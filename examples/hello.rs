@@ -36,8 +36,7 @@ fn hello(environ: Environ, start_response: StartResponse) -> Result<Body, BoxErr
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let server = tower_wsgi::Server::bind("127.0.0.1:8000").await?;

@@ -83,6 +83,8 @@ where
 
 impl<F> fmt::Debug for AppFn<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("AppFn").field(&std::any::type_name::<F>()).finish()
+        f.debug_tuple("AppFn")
+            .field(&std::any::type_name::<F>())
+            .finish()
     }
 }

@@ -135,7 +135,8 @@ impl Builder {
     /// If the token holds characters a header value cannot (control characters).
     #[must_use]
     pub fn server_header(mut self, token: Option<&str>) -> Self {
-        self.config.server = token.map(|t| HeaderValue::from_str(t).expect("invalid Server header token"));
+        self.config.server =
+            token.map(|t| HeaderValue::from_str(t).expect("invalid Server header token"));
         if let Some(token) = token {
             token.clone_into(&mut self.config.server_software);
         }
@@ -189,7 +190,9 @@ impl Builder {
     /// A trailing `/` is ignored; `""` or `"/"` mounts at the root.
     #[must_use]
     pub fn script_name(mut self, prefix: &str) -> Self {
-        prefix.trim_end_matches('/').clone_into(&mut self.config.script_name);
+        prefix
+            .trim_end_matches('/')
+            .clone_into(&mut self.config.script_name);
         self
     }
 

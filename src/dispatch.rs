@@ -45,8 +45,12 @@ fn drive(mut body: Body, exchange: &Exchange) {
     // of one response knows its body was closed.
     match catch_unwind(AssertUnwindSafe(|| body.close())) {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(error = %error::chain(&*error), "response body close() failed"),
-        Err(panic) => tracing::error!(panic = %error::panic_message(&*panic), "response body close() panicked"),
+        Ok(Err(error)) => {
+            tracing::error!(error = %error::chain(&*error), "response body close() failed")
+        }
+        Err(panic) => {
+            tracing::error!(panic = %error::panic_message(&*panic), "response body close() panicked")
+        }
     }
     let stop = match end {
         End::Finished => match exchange.finish() {
@@ -57,7 +61,9 @@ fn drive(mut body: Body, exchange: &Exchange) {
         End::Failed(failure) => return exchange.fail(failure),
     };
     match stop {
-        Stop::ClientGone => tracing::info!("client disconnected before the response ended; body closed"),
+        Stop::ClientGone => {
+            tracing::info!("client disconnected before the response ended; body closed")
+        }
         Stop::Surplus => {
             let _ = exchange.finish();
         }

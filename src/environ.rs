@@ -291,7 +291,8 @@ pub(crate) fn build(
 
     set("REQUEST_METHOD", parts.method.as_str().to_owned());
 
-    let path = latin1(&percent_encoding::percent_decode(uri.path().as_bytes()).collect::<Vec<u8>>());
+    let path =
+        latin1(&percent_encoding::percent_decode(uri.path().as_bytes()).collect::<Vec<u8>>());
     let (script_name, path_info) = split_script_name(options.script_name, &path)?;
     set("SCRIPT_NAME", script_name.to_owned());
     set("PATH_INFO", path_info.to_owned());
@@ -301,7 +302,9 @@ pub(crate) fn build(
     let raw_target = if absolute_form {
         uri.to_string()
     } else {
-        uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned()
+        uri.path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned()
     };
     set("REQUEST_URI", raw_target.clone());
     set("RAW_URI", raw_target);
@@ -319,7 +322,8 @@ pub(crate) fn build(
     } else {
         None
     };
-    let (server_name, server_port) = server_name_and_port(parts, authority.as_deref(), options.url_scheme);
+    let (server_name, server_port) =
+        server_name_and_port(parts, authority.as_deref(), options.url_scheme);
     set("SERVER_NAME", server_name);
     set("SERVER_PORT", server_port);
 
@@ -332,9 +336,14 @@ pub(crate) fn build(
         .headers
         .get_all(header::TRANSFER_ENCODING)
         .iter()
-        .any(|v| v.as_bytes().split(|&b| b == b',').any(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked")));
+        .any(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        });
     let input_terminated = chunked
-        || (parts.version == Version::HTTP_2 && !parts.headers.contains_key(header::CONTENT_LENGTH));
+        || (parts.version == Version::HTTP_2
+            && !parts.headers.contains_key(header::CONTENT_LENGTH));
 
     Ok(Environ {
         vars,
@@ -345,7 +354,10 @@ pub(crate) fn build(
     })
 }
 
-fn split_script_name<'p>(script_name: &'p str, path: &'p str) -> Result<(&'p str, &'p str), EnvironError> {
+fn split_script_name<'p>(
+    script_name: &'p str,
+    path: &'p str,
+) -> Result<(&'p str, &'p str), EnvironError> {
     if script_name.is_empty() {
         return Ok(("", path));
     }
@@ -389,16 +401,27 @@ fn add_headers(vars: &mut BTreeMap<String, String>, headers: &HeaderMap, keep_un
     }
 }
 
-fn server_name_and_port(parts: &request::Parts, authority: Option<&str>, scheme: &str) -> (String, String) {
+fn server_name_and_port(
+    parts: &request::Parts,
+    authority: Option<&str>,
+    scheme: &str,
+) -> (String, String) {
     if let Some(LocalAddr(addr)) = parts.extensions.get::<LocalAddr>() {
         return (addr.ip().to_string(), addr.port().to_string());
     }
-    let host = authority.or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+    let host = authority.or_else(|| {
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
     let default_port = if scheme == "https" { "443" } else { "80" };
     match host.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
         Some(authority) => (
             authority.host().to_owned(),
-            authority.port_u16().map_or_else(|| default_port.to_owned(), |p| p.to_string()),
+            authority
+                .port_u16()
+                .map_or_else(|| default_port.to_owned(), |p| p.to_string()),
         ),
         None => ("localhost".to_owned(), default_port.to_owned()),
     }
@@ -417,7 +440,13 @@ fn protocol(version: Version) -> &'static str {
 /// `Content-Type` → `CONTENT_TYPE`.
 fn cgi_header_key(name: &[u8]) -> String {
     name.iter()
-        .map(|&b| if b == b'-' { '_' } else { char::from(b.to_ascii_uppercase()) })
+        .map(|&b| {
+            if b == b'-' {
+                '_'
+            } else {
+                char::from(b.to_ascii_uppercase())
+            }
+        })
         .collect()
 }
 
@@ -481,20 +510,35 @@ mod tests {
 
     #[test]
     fn underscore_headers_are_dropped_unless_kept() {
-        let req = || Request::get("/").header("X_Under", "u").header("X-Under", "d").body(()).unwrap();
+        let req = || {
+            Request::get("/")
+                .header("X_Under", "u")
+                .header("X-Under", "d")
+                .body(())
+                .unwrap()
+        };
         let env = environ_of(req(), &options()).unwrap();
         assert_eq!(env.get("HTTP_X_UNDER"), Some("d"));
-        let keep = EnvironOptions { keep_underscore_headers: true, ..options() };
+        let keep = EnvironOptions {
+            keep_underscore_headers: true,
+            ..options()
+        };
         let merged = environ_of(req(), &keep).unwrap();
         assert_eq!(merged.get("HTTP_X_UNDER").map(str::len), Some(3));
     }
 
     #[test]
     fn absolute_form_target_sets_http_host() {
-        let req = Request::get("http://other.example:9/env?x=1").header("Host", "ignored").body(()).unwrap();
+        let req = Request::get("http://other.example:9/env?x=1")
+            .header("Host", "ignored")
+            .body(())
+            .unwrap();
         let env = environ_of(req, &options()).unwrap();
         assert_eq!(env.get("HTTP_HOST"), Some("other.example:9"));
-        assert_eq!(env.get("REQUEST_URI"), Some("http://other.example:9/env?x=1"));
+        assert_eq!(
+            env.get("REQUEST_URI"),
+            Some("http://other.example:9/env?x=1")
+        );
         assert_eq!(env.path_info(), "/env");
         assert_eq!(env.get("SERVER_NAME"), Some("other.example"));
         assert_eq!(env.get("SERVER_PORT"), Some("9"));
@@ -502,8 +546,16 @@ mod tests {
 
     #[test]
     fn script_name_splits_the_path() {
-        let mounted = EnvironOptions { script_name: "/app", ..options() };
-        let cases = [("/app", "", true), ("/app/", "/", true), ("/app/x/y", "/x/y", true), ("/appx", "", false)];
+        let mounted = EnvironOptions {
+            script_name: "/app",
+            ..options()
+        };
+        let cases = [
+            ("/app", "", true),
+            ("/app/", "/", true),
+            ("/app/x/y", "/x/y", true),
+            ("/appx", "", false),
+        ];
         for (path, path_info, inside) in cases {
             let env = environ_of(Request::get(path).body(()).unwrap(), &mounted);
             match env {
@@ -522,17 +574,28 @@ mod tests {
 
     #[test]
     fn chunked_requests_are_input_terminated() {
-        let req = Request::post("/").header("Transfer-Encoding", "gzip, Chunked").body(()).unwrap();
+        let req = Request::post("/")
+            .header("Transfer-Encoding", "gzip, Chunked")
+            .body(())
+            .unwrap();
         assert!(environ_of(req, &options()).unwrap().input_terminated());
-        let req = Request::post("/").header("Content-Length", "3").body(()).unwrap();
+        let req = Request::post("/")
+            .header("Content-Length", "3")
+            .body(())
+            .unwrap();
         assert!(!environ_of(req, &options()).unwrap().input_terminated());
     }
 
     #[test]
     fn remote_and_local_addresses_come_from_extensions() {
-        let mut req = Request::get("/").version(Version::HTTP_10).body(()).unwrap();
-        req.extensions_mut().insert(RemoteAddr("10.1.2.3:4567".parse().unwrap()));
-        req.extensions_mut().insert(LocalAddr("127.0.0.1:8000".parse().unwrap()));
+        let mut req = Request::get("/")
+            .version(Version::HTTP_10)
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(RemoteAddr("10.1.2.3:4567".parse().unwrap()));
+        req.extensions_mut()
+            .insert(LocalAddr("127.0.0.1:8000".parse().unwrap()));
         let env = environ_of(req, &options()).unwrap();
         assert_eq!(env.remote_addr(), Some("10.1.2.3"));
         assert_eq!(env.get("REMOTE_PORT"), Some("4567"));

@@ -66,6 +66,8 @@ impl Drop for Errors {
 
 impl fmt::Debug for Errors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Errors").field("pending", &self.pending.len()).finish()
+        f.debug_struct("Errors")
+            .field("pending", &self.pending.len())
+            .finish()
     }
 }

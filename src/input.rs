@@ -55,7 +55,11 @@ impl Input {
         Self::with_limit(body, None, Arc::new(AtomicBool::new(false)))
     }
 
-    pub(crate) fn with_limit<B>(body: B, limit: Option<u64>, limit_exceeded: Arc<AtomicBool>) -> Self
+    pub(crate) fn with_limit<B>(
+        body: B,
+        limit: Option<u64>,
+        limit_exceeded: Arc<AtomicBool>,
+    ) -> Self
     where
         B: HttpBody + Send + 'static,
         B::Data: Send,
@@ -134,7 +138,9 @@ impl Source {
                 Some(Err(error)) => return Err(body_error(error)),
                 Some(Ok(frame)) => {
                     // Trailers carry no body bytes; WSGI has no place for them.
-                    let Ok(data) = frame.into_data() else { continue };
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
                     if data.is_empty() {
                         continue;
                     }
@@ -201,7 +207,10 @@ impl fmt::Debug for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Input")
             .field("buffered", &self.buffered.len())
-            .field("at_eof", &(self.source.is_none() && self.buffered.is_empty()))
+            .field(
+                "at_eof",
+                &(self.source.is_none() && self.buffered.is_empty()),
+            )
             .finish()
     }
 }
@@ -252,7 +261,11 @@ mod tests {
             mut self: std::pin::Pin<&mut Self>,
             _cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-            Poll::Ready(self.0.pop_front().map(|p| Ok(Frame::data(Bytes::from_static(p.as_bytes())))))
+            Poll::Ready(
+                self.0
+                    .pop_front()
+                    .map(|p| Ok(Frame::data(Bytes::from_static(p.as_bytes())))),
+            )
         }
     }
 
@@ -280,7 +293,11 @@ mod tests {
     #[test]
     fn limit_is_an_invalid_data_error_and_flagged() {
         let flag = Arc::new(AtomicBool::new(false));
-        let mut input = Input::with_limit(Full::new(Bytes::from_static(b"0123456789")), Some(4), flag.clone());
+        let mut input = Input::with_limit(
+            Full::new(Bytes::from_static(b"0123456789")),
+            Some(4),
+            flag.clone(),
+        );
         let err = input.read_all().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(flag.load(Ordering::Acquire));

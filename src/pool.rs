@@ -104,7 +104,9 @@ impl Drop for Pool {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -168,7 +170,8 @@ mod tests {
         .unwrap();
         started_rx.recv().unwrap();
         let (done_tx, done_rx) = mpsc::channel();
-        pool.submit(Box::new(move || done_tx.send(()).unwrap())).unwrap();
+        pool.submit(Box::new(move || done_tx.send(()).unwrap()))
+            .unwrap();
         assert_eq!(pool.submit(Box::new(|| {})), Err(Refused::Full));
         release_tx.send(()).unwrap();
         done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -181,7 +184,8 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         for _ in 0..4 {
             let tx = tx.clone();
-            pool.submit(Box::new(move || tx.send(thread::current().id()).unwrap())).unwrap();
+            pool.submit(Box::new(move || tx.send(thread::current().id()).unwrap()))
+                .unwrap();
         }
         for _ in 0..4 {
             rx.recv_timeout(Duration::from_secs(5)).unwrap();

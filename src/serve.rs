@@ -105,7 +105,10 @@ impl Server {
     /// Serves `service` until Ctrl-C or SIGTERM.
     pub async fn serve<S, B>(self, service: S) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
         S::Future: Send + 'static,
         B: http_body::Body + Send + 'static,
         B::Data: Send,
@@ -118,7 +121,10 @@ impl Server {
     /// lets in-flight requests finish (within the grace period) and returns.
     pub async fn serve_with_shutdown<S, B, F>(self, service: S, signal: F) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
         S::Future: Send + 'static,
         B: http_body::Body + Send + 'static,
         B::Data: Send,
@@ -155,7 +161,10 @@ impl Server {
                 remote,
                 local,
             };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
             let conn = graceful.watch(conn.into_owned());
             tokio::spawn(async move {
                 if let Err(error) = conn.await {
@@ -199,7 +208,10 @@ where
     type Error = S::Error;
     type Future = S::Future;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 

@@ -98,15 +98,27 @@ where
         let (parts, body) = req.into_parts();
         let span = tracing::info_span!("wsgi", method = %parts.method, uri = %parts.uri);
 
-        if let (Some(limit), Some(declared)) = (config.max_request_body, declared_length(&parts.headers)) {
+        if let (Some(limit), Some(declared)) =
+            (config.max_request_body, declared_length(&parts.headers))
+        {
             if declared > limit {
-                span.in_scope(|| tracing::warn!(declared, limit, "request body over the configured limit; answering 413"));
-                return ResponseFuture::ready(simple_response(StatusCode::PAYLOAD_TOO_LARGE, config));
+                span.in_scope(|| {
+                    tracing::warn!(
+                        declared,
+                        limit,
+                        "request body over the configured limit; answering 413"
+                    )
+                });
+                return ResponseFuture::ready(simple_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    config,
+                ));
             }
         }
 
         let limit_exceeded = Arc::new(AtomicBool::new(false));
-        let input = span.in_scope(|| Input::with_limit(body, config.max_request_body, limit_exceeded.clone()));
+        let input = span
+            .in_scope(|| Input::with_limit(body, config.max_request_body, limit_exceeded.clone()));
         let options = EnvironOptions {
             script_name: &config.script_name,
             url_scheme: config.url_scheme,
@@ -138,7 +150,9 @@ where
             Err(refused) => {
                 span.in_scope(|| tracing::warn!(?refused, "application pool full; answering 503"));
                 let mut response = simple_response(StatusCode::SERVICE_UNAVAILABLE, config);
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 ResponseFuture::ready(response)
             }
         }
@@ -146,5 +160,11 @@ where
 }
 
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

@@ -13,9 +13,14 @@ use support::{serve, Conn};
 use tower_wsgi::{app_fn, Body, Builder, Environ, WsgiService};
 
 fn environ_json(environ: &Environ) -> Body {
-    let mut map: BTreeMap<String, serde_json::Value> =
-        environ.iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
-    map.insert("wsgi.input_terminated".into(), environ.input_terminated().into());
+    let mut map: BTreeMap<String, serde_json::Value> = environ
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect();
+    map.insert(
+        "wsgi.input_terminated".into(),
+        environ.input_terminated().into(),
+    );
     serde_json::to_vec(&map).unwrap().into()
 }
 
@@ -48,7 +53,10 @@ fn rule12_cgi_keys_from_the_wire() {
     );
     assert_eq!(env["REQUEST_METHOD"], "POST");
     assert_eq!(env["SCRIPT_NAME"], "");
-    assert_eq!(env["PATH_INFO"], "/caf\u{c3}\u{a9}/\u{ff}", "percent-decoded bytes, one char each");
+    assert_eq!(
+        env["PATH_INFO"], "/caf\u{c3}\u{a9}/\u{ff}",
+        "percent-decoded bytes, one char each"
+    );
     assert_eq!(env["QUERY_STRING"], "q=%C3%A9&x=a+b");
     assert_eq!(env["REQUEST_URI"], "/caf%C3%A9/%FF?q=%C3%A9&x=a+b");
     assert_eq!(env["RAW_URI"], env["REQUEST_URI"]);
@@ -72,11 +80,17 @@ fn rule12_protocol_absolute_form_and_chunked() {
     let server = environ_server(Builder::new());
     let env = one(&server, "GET /x HTTP/1.0\r\n\r\n");
     assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.0");
-    let env = one(&server, "GET http://other.example:9/env?a=1 HTTP/1.1\r\nHost: ignored\r\n\r\n");
+    let env = one(
+        &server,
+        "GET http://other.example:9/env?a=1 HTTP/1.1\r\nHost: ignored\r\n\r\n",
+    );
     assert_eq!(env["HTTP_HOST"], "other.example:9");
     assert_eq!(env["PATH_INFO"], "/env");
     assert_eq!(env["REQUEST_URI"], "http://other.example:9/env?a=1");
-    let env = one(&server, "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    let env = one(
+        &server,
+        "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
     assert_eq!(env["wsgi.input_terminated"], true);
     assert!(env.get("CONTENT_LENGTH").is_none());
 }
@@ -86,9 +100,15 @@ fn rule12_underscore_headers_dropped_by_default_kept_on_request() {
     let request = "GET / HTTP/1.1\r\nHost: t\r\nX-User: real\r\nX_User: spoofed\r\n\r\n";
     let env = one(&environ_server(Builder::new()), request);
     assert_eq!(env["HTTP_X_USER"], "real");
-    let env = one(&environ_server(Builder::new().keep_underscore_headers(true)), request);
+    let env = one(
+        &environ_server(Builder::new().keep_underscore_headers(true)),
+        request,
+    );
     let merged = env["HTTP_X_USER"].as_str().unwrap();
-    assert!(merged.contains("real") && merged.contains("spoofed"), "{merged}");
+    assert!(
+        merged.contains("real") && merged.contains("spoofed"),
+        "{merged}"
+    );
 }
 
 #[test]
@@ -103,9 +123,21 @@ fn rule12_non_ascii_header_bytes_are_latin1() {
 #[test]
 fn rule15_configured_script_name() {
     let server = environ_server(Builder::new().script_name("/app/"));
-    for (target, path_info) in [("/app", ""), ("/app/", "/"), ("/app/x/y?z=1", "/x/y"), ("/app//x", "//x")] {
-        let env = one(&server, &format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"));
-        assert_eq!((env["SCRIPT_NAME"].as_str(), env["PATH_INFO"].as_str()), (Some("/app"), Some(path_info)), "{target}");
+    for (target, path_info) in [
+        ("/app", ""),
+        ("/app/", "/"),
+        ("/app/x/y?z=1", "/x/y"),
+        ("/app//x", "//x"),
+    ] {
+        let env = one(
+            &server,
+            &format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"),
+        );
+        assert_eq!(
+            (env["SCRIPT_NAME"].as_str(), env["PATH_INFO"].as_str()),
+            (Some("/app"), Some(path_info)),
+            "{target}"
+        );
     }
     assert_eq!(server.get("/appx").status, 404);
     assert_eq!(server.get("/").status, 404);
@@ -157,15 +189,17 @@ fn rule13_input_reads_content_length_and_chunked_bodies() {
 fn rule13_truncated_body_is_an_io_error() {
     let errors = Arc::new(Mutex::new(Vec::new()));
     let e = errors.clone();
-    let server = serve(WsgiService::new(app_fn(move |mut environ, start_response| {
-        let mut all = Vec::new();
-        if let Err(error) = environ.input().read_to_end(&mut all) {
-            e.lock().unwrap().push(error.kind());
-            return Err(error.into());
-        }
-        start_response.start("200 OK", [("Content-Length", "2")])?;
-        Ok("ok".into())
-    })));
+    let server = serve(WsgiService::new(app_fn(
+        move |mut environ, start_response| {
+            let mut all = Vec::new();
+            if let Err(error) = environ.input().read_to_end(&mut all) {
+                e.lock().unwrap().push(error.kind());
+                return Err(error.into());
+            }
+            start_response.start("200 OK", [("Content-Length", "2")])?;
+            Ok("ok".into())
+        },
+    )));
     let mut conn = server.connect();
     conn.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly ten b");
     conn.stream().shutdown(std::net::Shutdown::Write).unwrap();
@@ -188,23 +222,37 @@ fn rule13_body_limit_answers_413() {
     assert_eq!(resp.status, 413, "declared length over the limit");
     let mut conn = server.connect();
     conn.send(b"POST /?mode=all&tag=chunked413 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n");
-    assert_eq!(conn.read_response(false).status, 413, "chunked body growing past the limit");
+    assert_eq!(
+        conn.read_response(false).status,
+        413,
+        "chunked body growing past the limit"
+    );
     assert!(support::log_line_with(&["tag=chunked413", "413"]).is_some());
     let mut conn = server.connect();
     conn.send(&support::post("/?mode=all", "01234567", ""));
-    assert_eq!(conn.read_response(false).body, b"01234567", "at the limit is fine");
+    assert_eq!(
+        conn.read_response(false).body,
+        b"01234567",
+        "at the limit is fine"
+    );
 }
 
 #[test]
 fn rule13_expect_continue_is_sent_once_and_only_when_the_app_reads() {
     let server = input_server(Builder::new());
     let mut conn = server.connect();
-    conn.send(b"POST /?mode=all HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    conn.send(
+        b"POST /?mode=all HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
     let interim = conn.read_response(false);
     assert_eq!(interim.status, 100);
     conn.send(b"hello");
     let resp = conn.read_response(false);
-    assert_eq!((resp.status, resp.body.as_slice()), (200, &b"hello"[..]), "exactly one 100 before the answer");
+    assert_eq!(
+        (resp.status, resp.body.as_slice()),
+        (200, &b"hello"[..]),
+        "exactly one 100 before the answer"
+    );
 
     let mut conn = server.connect();
     conn.send(b"POST /?mode=none HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
@@ -227,8 +275,17 @@ fn rule14_unread_body_is_never_parsed_as_a_request() {
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
     for body_fully_sent in [true, false] {
         let mut conn = server.connect();
-        let declared = if body_fully_sent { smuggled.len() } else { smuggled.len() + 1000 };
-        conn.send(format!("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {declared}\r\n\r\n{smuggled}").as_bytes());
+        let declared = if body_fully_sent {
+            smuggled.len()
+        } else {
+            smuggled.len() + 1000
+        };
+        conn.send(
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {declared}\r\n\r\n{smuggled}"
+            )
+            .as_bytes(),
+        );
         assert_eq!(conn.read_response(false).status, 200);
         if body_fully_sent {
             // Drained and kept alive: the next request is a real one.

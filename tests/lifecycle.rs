@@ -24,13 +24,18 @@ fn rule7_exc_info_replaces_headers_until_a_non_empty_chunk() {
     let counters = Counters::default();
     let c = counters.clone();
     let server = serve(WsgiService::new(app_fn(move |_environ, start_response| {
-        let write = start_response.start("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])?;
+        let write =
+            start_response.start("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])?;
         write.write("")?; // an empty write sends nothing
-        let sr = start_response.clone();
+        let sr = start_response;
         let body = Body::from_results((0..3).map(move |i| match i {
             0 => Ok(Bytes::new()), // an empty chunk sends nothing either
             1 => {
-                sr.start_with_exc_info("503 Service Unavailable", [("Content-Length", "7")], "backend down")?;
+                sr.start_with_exc_info(
+                    "503 Service Unavailable",
+                    [("Content-Length", "7")],
+                    "backend down",
+                )?;
                 Ok(Bytes::new())
             }
             _ => Ok::<_, BoxError>(Bytes::from_static(b"handled")),
@@ -39,7 +44,10 @@ fn rule7_exc_info_replaces_headers_until_a_non_empty_chunk() {
     })));
     let resp = server.get("/");
     assert_eq!((resp.status, resp.body.as_slice()), (503, &b"handled"[..]));
-    assert!(resp.header("x-first").is_none(), "the first headers were replaced whole");
+    assert!(
+        resp.header("x-first").is_none(),
+        "the first headers were replaced whole"
+    );
     assert_eq!(counters.wait_closed(1), 1);
 }
 
@@ -61,7 +69,10 @@ fn rule7_headers_wait_for_the_first_non_empty_chunk() {
     })));
     let mut conn = server.connect();
     conn.send(route("/").as_bytes());
-    assert!(conn.pending_bytes(Duration::from_millis(300)).is_empty(), "no head before the first non-empty chunk");
+    assert!(
+        conn.pending_bytes(Duration::from_millis(300)).is_empty(),
+        "no head before the first non-empty chunk"
+    );
     release_tx.send(()).unwrap();
     assert_eq!(conn.read_response(false).body, b"ok");
 }
@@ -71,11 +82,14 @@ fn rule7_headers_wait_for_the_first_non_empty_chunk() {
 #[test]
 fn rule8_second_start_response_without_exc_info_is_500() {
     let counters = Counters::default();
-    let c = counters.clone();
+    let c = counters;
     let server = serve(WsgiService::new(app_fn(move |_environ, start_response| {
         start_response.start("200 OK", [("Content-Type", "text/plain")])?;
         let second = start_response.start("201 Created", [("Content-Type", "text/plain")]);
-        assert_eq!(second.as_ref().unwrap_err().kind(), ErrorKind::HeadersAlreadySet);
+        assert_eq!(
+            second.as_ref().unwrap_err().kind(),
+            ErrorKind::HeadersAlreadySet
+        );
         second?;
         Ok(c.track("unreachable".into()))
     })));
@@ -103,9 +117,16 @@ fn rule8_exc_info_after_headers_is_raised_again_and_aborts() {
     let server = serve(WsgiService::new(app_fn(move |_environ, start_response| {
         let write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
         write.write("partial")?;
-        let raised = start_response.start_with_exc_info("503 Service Unavailable", [("Content-Length", "7")], "handled failure");
+        let raised = start_response.start_with_exc_info(
+            "503 Service Unavailable",
+            [("Content-Length", "7")],
+            "handled failure",
+        );
         let err = raised.unwrap_err();
-        *s.lock().unwrap() = Some((err.kind(), std::error::Error::source(&err).map(|e| e.to_string())));
+        *s.lock().unwrap() = Some((
+            err.kind(),
+            std::error::Error::source(&err).map(|e| e.to_string()),
+        ));
         Err(err.into())
     })));
     let mut conn = server.connect();
@@ -114,7 +135,10 @@ fn rule8_exc_info_after_headers_is_raised_again_and_aborts() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.framing, Framing::Chunked);
     assert_eq!(resp.body, b"partial");
-    assert!(!resp.complete, "an unterminated chunked body: the client sees the cut");
+    assert!(
+        !resp.complete,
+        "an unterminated chunked body: the client sees the cut"
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         Some((ErrorKind::Reraised, Some("handled failure".to_owned())))
@@ -154,18 +178,27 @@ fn failing_app(counters: Counters) -> impl tower_wsgi::App {
 #[test]
 fn rule9_errors_and_panics_before_headers_are_500_with_length() {
     let counters = Counters::default();
-    let server = serve(WsgiService::new(failing_app(counters.clone())));
+    let server = serve(WsgiService::new(failing_app(counters)));
     for path in ["/error", "/panic"] {
-        for (when, cause) in [("before", "failure before start_response"), ("after-start", "failure after start_response")] {
+        for (when, cause) in [
+            ("before", "failure before start_response"),
+            ("after-start", "failure after start_response"),
+        ] {
             let target = format!("{path}?when={when}");
             let mut conn = server.connect();
             conn.send(format!("{}{}", route(&target), route("/error?when=none")).as_bytes());
             let resp = conn.read_response(false);
             assert_eq!(resp.status, 500, "{target}");
             assert_eq!(resp.framing, Framing::Length);
-            assert_eq!(resp.header("content-type"), Some("text/html; charset=utf-8"));
+            assert_eq!(
+                resp.header("content-type"),
+                Some("text/html; charset=utf-8")
+            );
             assert!(resp.body_str().contains("<h1>Internal Server Error</h1>"));
-            assert!(support::log_line_with(&[&target, cause, "answering 500"]).is_some(), "{target}");
+            assert!(
+                support::log_line_with(&[&target, cause, "answering 500"]).is_some(),
+                "{target}"
+            );
             // The server and the connection survive a panic.
             assert!(conn.read_response(false).status > 0);
         }
@@ -184,7 +217,10 @@ fn rule9_errors_and_panics_after_headers_abort_the_body() {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.body, b"first chunk");
         assert!(!resp.complete, "{path}: truncation must be visible");
-        assert!(support::log_line_with(&[&target, "failure inside the body iterator", "aborting"]).is_some());
+        assert!(
+            support::log_line_with(&[&target, "failure inside the body iterator", "aborting"])
+                .is_some()
+        );
     }
     assert_eq!(counters.wait_closed(2), 2);
 }
@@ -192,14 +228,28 @@ fn rule9_errors_and_panics_after_headers_abort_the_body() {
 #[tokio::test]
 async fn rule9_passthrough_errors_reach_the_caller() {
     use tower::ServiceExt;
-    let svc = Builder::new().passthrough_errors(true).build(failing_app(Counters::default()));
-    let req = || http::Request::get("/error?when=before").body(http_body_util::Empty::<Bytes>::new()).unwrap();
+    let svc = Builder::new()
+        .passthrough_errors(true)
+        .build(failing_app(Counters::default()));
+    let req = || {
+        http::Request::get("/error?when=before")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap()
+    };
     let raised = tokio::spawn(svc.clone().oneshot(req())).await.unwrap_err();
     let message = support::panic_text(raised.into_panic());
-    assert!(message.contains("failure before start_response"), "{message}");
-    let req = http::Request::get("/panic?when=before").body(http_body_util::Empty::<Bytes>::new()).unwrap();
+    assert!(
+        message.contains("failure before start_response"),
+        "{message}"
+    );
+    let req = http::Request::get("/panic?when=before")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
     let raised = tokio::spawn(svc.oneshot(req)).await.unwrap_err();
-    assert_eq!(support::panic_text(raised.into_panic()), "failure before start_response");
+    assert_eq!(
+        support::panic_text(raised.into_panic()),
+        "failure before start_response"
+    );
 }
 
 // ----- Rule 10: close() exactly once -----
@@ -231,7 +281,10 @@ fn rule10_close_runs_once_on_every_path() {
     let server = serve(WsgiService::new(app_fn(move |environ, start_response| {
         let q = support::query(&environ);
         let status = support::param(&q, "status", "200 OK");
-        start_response.start(status, [("Content-Type", "text/plain"), ("Content-Length", "13")])?;
+        start_response.start(
+            status,
+            [("Content-Type", "text/plain"), ("Content-Length", "13")],
+        )?;
         Ok(Body::new(Closes {
             chunks: vec!["complete ", "body"],
             closes: c.clone(),
@@ -242,8 +295,14 @@ fn rule10_close_runs_once_on_every_path() {
     for (request, head) in [
         ("GET /normal HTTP/1.1\r\nHost: t\r\n\r\n", false),
         ("HEAD /head HTTP/1.1\r\nHost: t\r\n\r\n", true),
-        ("GET /?status=204%20No%20Content HTTP/1.1\r\nHost: t\r\n\r\n", false),
-        ("GET /?status=304%20Not%20Modified HTTP/1.1\r\nHost: t\r\n\r\n", false),
+        (
+            "GET /?status=204%20No%20Content HTTP/1.1\r\nHost: t\r\n\r\n",
+            false,
+        ),
+        (
+            "GET /?status=304%20Not%20Modified HTTP/1.1\r\nHost: t\r\n\r\n",
+            false,
+        ),
     ] {
         conn.send(request.as_bytes());
         conn.read_response(head);
@@ -252,9 +311,15 @@ fn rule10_close_runs_once_on_every_path() {
     assert_eq!(closes.load(Ordering::SeqCst), 4);
     // A failing close() is logged and does not spoil a complete response.
     let resp = server.get("/?fail=yes");
-    assert_eq!((resp.status, resp.body_str().as_str(), resp.complete), (200, "complete body", true));
+    assert_eq!(
+        (resp.status, resp.body_str().as_str(), resp.complete),
+        (200, "complete body", true)
+    );
     assert_eq!(closes.load(Ordering::SeqCst), 5);
-    assert!(support::log_line_with(&["/?fail=yes", "close() failed", "failure inside close()"]).is_some());
+    assert!(
+        support::log_line_with(&["/?fail=yes", "close() failed", "failure inside close()"])
+            .is_some()
+    );
 }
 
 #[test]
@@ -275,29 +340,32 @@ fn rule10_close_panics_are_contained() {
 fn rule11_client_gone_fails_write_closes_body_and_frees_the_thread() {
     let closes = Arc::new(AtomicUsize::new(0));
     let write_error = Arc::new(Mutex::new(None));
-    let (c, w) = (closes.clone(), write_error.clone());
-    let server = serve(Builder::new().max_threads(1).max_queue(4).build(app_fn(move |environ, start_response| {
-        let write = start_response.start("200 OK", [("Content-Type", "application/octet-stream")])?;
-        if environ.path_info() == "/ping" {
-            return Ok("pong".into());
-        }
-        let block = Bytes::from(vec![b'x'; 64 * 1024]);
-        let c = c.clone();
-        let closer = Body::empty().on_close(move || {
-            c.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        });
-        let started = Instant::now();
-        loop {
-            if let Err(error) = write.write(block.clone()) {
-                *w.lock().unwrap() = Some(error.kind());
-                return Err(error.into());
+    let (c, w) = (closes, write_error.clone());
+    let server = serve(Builder::new().max_threads(1).max_queue(4).build(app_fn(
+        move |environ, start_response| {
+            let write =
+                start_response.start("200 OK", [("Content-Type", "application/octet-stream")])?;
+            if environ.path_info() == "/ping" {
+                return Ok("pong".into());
             }
-            if started.elapsed() > Duration::from_secs(20) {
-                return Ok(closer);
+            let block = Bytes::from(vec![b'x'; 64 * 1024]);
+            let c = c.clone();
+            let closer = Body::empty().on_close(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            });
+            let started = Instant::now();
+            loop {
+                if let Err(error) = write.write(block.clone()) {
+                    *w.lock().unwrap() = Some(error.kind());
+                    return Err(error.into());
+                }
+                if started.elapsed() > Duration::from_secs(20) {
+                    return Ok(closer);
+                }
             }
-        }
-    })));
+        },
+    )));
     let mut conn = server.connect();
     conn.send(route("/stream").as_bytes());
     let mut first = [0u8; 1024];
@@ -308,8 +376,14 @@ fn rule11_client_gone_fails_write_closes_body_and_frees_the_thread() {
     let started = Instant::now();
     let resp = server.get("/ping");
     assert_eq!(resp.body, b"pong");
-    assert!(started.elapsed() < Duration::from_secs(5), "the app thread was not released promptly");
-    assert_eq!(*write_error.lock().unwrap(), Some(ErrorKind::ClientDisconnected));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the app thread was not released promptly"
+    );
+    assert_eq!(
+        *write_error.lock().unwrap(),
+        Some(ErrorKind::ClientDisconnected)
+    );
 }
 
 #[test]

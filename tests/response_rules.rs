@@ -10,7 +10,10 @@ use tower_wsgi::{Builder, ConnectionPolicy, HopByHop, WsgiService};
 
 fn server() -> (support::TestServer, Counters) {
     let counters = Counters::default();
-    (serve(WsgiService::new(support::respond_app(counters.clone()))), counters)
+    (
+        serve(WsgiService::new(support::respond_app(counters.clone()))),
+        counters,
+    )
 }
 
 // ----- Rule 1: the connection rule -----
@@ -25,7 +28,10 @@ fn rule1_no_content_length_closes_http11() {
     assert_eq!(resp.header("connection"), Some("close"));
     assert_eq!(resp.body, b"hello");
     assert!(resp.complete);
-    assert!(conn.closes(), "the pipelined second request must not be answered");
+    assert!(
+        conn.closes(),
+        "the pipelined second request must not be answered"
+    );
 }
 
 #[test]
@@ -35,7 +41,10 @@ fn rule1_content_length_keeps_the_connection() {
     conn.send(b"GET /r HTTP/1.1\r\nHost: t\r\n\r\nGET /r?body=again HTTP/1.1\r\nHost: t\r\n\r\n");
     let first = conn.read_response(false);
     assert_eq!(first.header("connection"), None);
-    assert_eq!((first.framing, first.body.as_slice()), (Framing::Length, &b"hello"[..]));
+    assert_eq!(
+        (first.framing, first.body.as_slice()),
+        (Framing::Length, &b"hello"[..])
+    );
     let second = conn.read_response(false);
     assert_eq!(second.body, b"again");
 }
@@ -99,16 +108,25 @@ fn rule2_server_and_date_added_once() {
     assert_eq!(resp.all("server").len(), 1);
     assert!(resp.header("server").unwrap().starts_with("tower-wsgi/"));
     assert_eq!(resp.all("date").len(), 1);
-    let resp = server.get("/r?header=Server:legacy%2F1.0&header=Date:Mon,%2001%20Jan%202001%2000:00:00%20GMT");
+    let resp = server
+        .get("/r?header=Server:legacy%2F1.0&header=Date:Mon,%2001%20Jan%202001%2000:00:00%20GMT");
     assert_eq!(resp.all("server"), ["legacy/1.0"]);
     assert_eq!(resp.all("date"), ["Mon, 01 Jan 2001 00:00:00 GMT"]);
 }
 
 #[test]
 fn rule2_server_token_configurable_and_removable() {
-    let custom = serve(Builder::new().server_header(Some("acme/2")).build(support::respond_app(Counters::default())));
+    let custom = serve(
+        Builder::new()
+            .server_header(Some("acme/2"))
+            .build(support::respond_app(Counters::default())),
+    );
     assert_eq!(custom.get("/r").all("server"), ["acme/2"]);
-    let none = serve(Builder::new().server_header(None).build(support::respond_app(Counters::default())));
+    let none = serve(
+        Builder::new()
+            .server_header(None)
+            .build(support::respond_app(Counters::default())),
+    );
     let resp = none.get("/r");
     assert!(resp.header("server").is_none());
     assert!(resp.header("date").is_some());
@@ -126,7 +144,11 @@ fn rule3_reason_phrase_from_the_app() {
     let resp = server.get("/r?status=200");
     assert_eq!((resp.status, resp.reason.as_str()), (200, "OK"));
     let resp = server.get("/r?status=599");
-    assert_eq!((resp.status, resp.reason.as_str()), (599, ""), "never hyper's <none>");
+    assert_eq!(
+        (resp.status, resp.reason.as_str()),
+        (599, ""),
+        "never hyper's <none>"
+    );
 }
 
 #[test]
@@ -146,8 +168,15 @@ fn rule3_invalid_and_informational_statuses_are_500_with_cause_logged() {
         assert_eq!(resp.status, 500, "{status}");
         assert_eq!(resp.framing, Framing::Length);
         assert!(resp.body_str().contains("Internal Server Error"));
-        assert_eq!(conn.read_response(false).body, b"after", "the connection stays usable after {status}");
-        assert!(support::log_line_with(&[&target, cause]).is_some(), "no log line naming {cause} for {target}");
+        assert_eq!(
+            conn.read_response(false).body,
+            b"after",
+            "the connection stays usable after {status}"
+        );
+        assert!(
+            support::log_line_with(&[&target, cause]).is_some(),
+            "no log line naming {cause} for {target}"
+        );
     }
     assert_eq!(counters.started(), counters.closed());
 }
@@ -168,14 +197,21 @@ fn rule4_bad_headers_are_500_and_named_in_the_log() {
         let resp = server.get(&target);
         assert_eq!(resp.status, 500, "{header}");
         assert!(resp.header("set-cookie").is_none());
-        assert!(support::log_line_with(&[&target, named]).is_some(), "no log line naming {named}");
+        assert!(
+            support::log_line_with(&[&target, named]).is_some(),
+            "no log line naming {named}"
+        );
     }
 }
 
 #[test]
 fn rule4_hop_by_hop_headers_rejected_by_default_dropped_on_request() {
     let (server, _) = server();
-    let dropping = serve(Builder::new().hop_by_hop(HopByHop::Drop).build(support::respond_app(Counters::default())));
+    let dropping = serve(
+        Builder::new()
+            .hop_by_hop(HopByHop::Drop)
+            .build(support::respond_app(Counters::default())),
+    );
     for header in [
         "Connection:keep-alive",
         "Keep-Alive:timeout=5",
@@ -193,9 +229,21 @@ fn rule4_hop_by_hop_headers_rejected_by_default_dropped_on_request() {
         let mut conn = dropping.connect();
         conn.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\nGET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
         let resp = conn.read_response(false);
-        assert_eq!((resp.status, resp.body.as_slice()), (200, &b"hello"[..]), "{header}");
-        assert!(resp.header(name).is_none() || name.eq_ignore_ascii_case("connection") && resp.header(name) != Some("keep-alive"));
-        assert_eq!(conn.read_response(false).body, b"next", "framing intact after dropping {header}");
+        assert_eq!(
+            (resp.status, resp.body.as_slice()),
+            (200, &b"hello"[..]),
+            "{header}"
+        );
+        assert!(
+            resp.header(name).is_none()
+                || name.eq_ignore_ascii_case("connection")
+                    && resp.header(name) != Some("keep-alive")
+        );
+        assert_eq!(
+            conn.read_response(false).body,
+            b"next",
+            "framing intact after dropping {header}"
+        );
     }
 }
 
@@ -213,7 +261,11 @@ fn rule5_head_sends_no_body_and_keeps_content_length() {
     assert_eq!(resp.header("content-length"), None);
     assert_eq!(resp.header("transfer-encoding"), None);
     conn.send(b"GET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(conn.read_response(false).body, b"next", "no stray body bytes before it");
+    assert_eq!(
+        conn.read_response(false).body,
+        b"next",
+        "no stray body bytes before it"
+    );
     assert_eq!(counters.wait_closed(3), 3);
 }
 
@@ -224,11 +276,21 @@ fn rule5_204_and_304_send_no_body() {
     conn.send(b"GET /r?status=204%20No%20Content&body=oops HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = conn.read_response(false);
     assert_eq!(resp.status, 204);
-    assert_eq!(resp.header("content-length"), None, "204 never carries Content-Length");
-    conn.send(b"GET /r?status=304%20Not%20Modified&body=oops&via=write HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        resp.header("content-length"),
+        None,
+        "204 never carries Content-Length"
+    );
+    conn.send(
+        b"GET /r?status=304%20Not%20Modified&body=oops&via=write HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     let resp = conn.read_response(false);
     assert_eq!(resp.status, 304);
-    assert_eq!(resp.header("content-length"), Some("4"), "304 keeps the app's Content-Length");
+    assert_eq!(
+        resp.header("content-length"),
+        Some("4"),
+        "304 keeps the app's Content-Length"
+    );
     conn.send(b"GET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
     let next = conn.read_response(false);
     assert_eq!(next.body, b"next", "no stray body bytes");
@@ -246,7 +308,10 @@ fn rule6_surplus_in_one_chunk_is_cut_and_the_connection_ends() {
     assert_eq!(resp.body, b"hello");
     assert!(resp.complete);
     assert_eq!(resp.header("connection"), Some("close"));
-    assert!(conn.closes(), "nothing past the declared length, no second response");
+    assert!(
+        conn.closes(),
+        "nothing past the declared length, no second response"
+    );
     assert!(support::log_line_with(&["tag=surplus1", "longer than its Content-Length"]).is_some());
     assert_eq!(counters.wait_closed(1), 1);
 }
@@ -268,7 +333,9 @@ fn rule6_surplus_over_several_chunks_ends_the_connection() {
 fn rule6_exact_multi_chunk_body_keeps_the_connection() {
     let (server, _) = server();
     let mut conn = server.connect();
-    conn.send(b"GET /r?chunks=3 HTTP/1.1\r\nHost: t\r\n\r\nGET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(
+        b"GET /r?chunks=3 HTTP/1.1\r\nHost: t\r\n\r\nGET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     assert_eq!(conn.read_response(false).body, b"hellohellohello");
     assert_eq!(conn.read_response(false).body, b"next");
 }
@@ -291,7 +358,10 @@ fn rule6_declared_length_with_no_body_is_500() {
     let (server, _) = server();
     let resp = server.get("/r?body=&cl=5&tag=nobody");
     assert_eq!(resp.status, 500);
-    assert!(support::log_line_with(&["tag=nobody", "declared Content-Length 5 but sent no body"]).is_some());
+    assert!(
+        support::log_line_with(&["tag=nobody", "declared Content-Length 5 but sent no body"])
+            .is_some()
+    );
 }
 
 #[test]
@@ -300,13 +370,19 @@ fn rule6_unparsable_or_contradictory_length_is_500_before_anything_is_sent() {
     for (query, cause) in [
         ("cl=abc", "invalid Content-Length"),
         ("cl=-1", "invalid Content-Length"),
-        ("cl=5&header=Content-Length:6", "contradictory Content-Length"),
+        (
+            "cl=5&header=Content-Length:6",
+            "contradictory Content-Length",
+        ),
     ] {
         let target = format!("/r?{query}");
         let resp = server.get(&target);
         assert_eq!(resp.status, 500, "{query}");
         assert!(resp.complete);
-        assert!(support::log_line_with(&[&target, cause]).is_some(), "{query}");
+        assert!(
+            support::log_line_with(&[&target, cause]).is_some(),
+            "{query}"
+        );
     }
     let resp = server.get("/r?cl=5&header=Content-Length:5");
     assert_eq!((resp.status, resp.all("content-length")), (200, vec!["5"]));

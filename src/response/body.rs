@@ -26,7 +26,9 @@ enum Kind {
     Full(Option<Bytes>),
     /// No body bytes. `end_stream: false` keeps a 304's `Content-Length`
     /// on HTTP/1 (hyper drops it for a body that says it has ended).
-    Empty { end_stream: bool },
+    Empty {
+        end_stream: bool,
+    },
     Stream {
         rx: mpsc::Receiver<Frame>,
         remaining: Option<u64>,
@@ -126,7 +128,9 @@ impl Body for ResponseBody {
             Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             Kind::Empty { end_stream: true } => SizeHint::with_exact(0),
             Kind::Empty { end_stream: false } => SizeHint::default(),
-            Kind::Stream { remaining, .. } => remaining.map_or_else(SizeHint::default, SizeHint::with_exact),
+            Kind::Stream { remaining, .. } => {
+                remaining.map_or_else(SizeHint::default, SizeHint::with_exact)
+            }
         }
     }
 }

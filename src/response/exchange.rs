@@ -98,6 +98,47 @@ pub(crate) enum Source {
     Iterable,
 }
 
+impl State {
+    /// The body plan of the pending head, or the application error that
+    /// stands in for a missing or invalid `start_response`.
+    fn plan(&mut self) -> Result<BodyPlan, Stop> {
+        match &self.prepared {
+            Some(prepared) => Ok(prepared.plan),
+            None => Err(Stop::App(self.missing_start())),
+        }
+    }
+
+    /// The error that stands in for a missing or invalid `start_response`.
+    fn missing_start(&mut self) -> Error {
+        self.fault.take().unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidStatus,
+                "the application produced a body without calling start_response",
+            )
+        })
+    }
+
+    /// Sends the head of a response that has no body (HEAD, 204, 304).
+    fn emit_without_body(&mut self) {
+        let Phase::Before(reply) = std::mem::replace(&mut self.phase, Phase::Discarding) else {
+            return;
+        };
+        let Some(prepared) = self.prepared.take() else {
+            return;
+        };
+        let keep_open = matches!(prepared.plan, BodyPlan::Suppressed { keep_length: true });
+        if reply
+            .send(Outcome::Response(build(
+                prepared,
+                ResponseBody::empty(keep_open),
+            )))
+            .is_err()
+        {
+            self.phase = Phase::Gone;
+        }
+    }
+}
+
 pub(crate) struct Exchange {
     state: Mutex<State>,
     facts: RequestFacts,
@@ -131,7 +172,9 @@ impl Exchange {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-written
         // in a way that matters more than answering the client.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `start_response(status, headers, exc_info)`.
@@ -220,23 +263,25 @@ impl Exchange {
             Phase::Discarding => Ok(Sent::Discarded),
             Phase::Streaming { tx, remaining } => {
                 let chunk = match remaining {
-                    Some(remaining) => match account(&mut st.held, &mut st.surplus, remaining, chunk) {
-                        Accounted::Pass(chunk) => chunk,
-                        Accounted::Held => return Ok(Sent::Accepted),
-                        Accounted::Surplus => return Err(Stop::Surplus),
-                    },
+                    Some(remaining) => {
+                        match account(&mut st.held, &mut st.surplus, remaining, chunk) {
+                            Accounted::Pass(chunk) => chunk,
+                            Accounted::Held => return Ok(Sent::Accepted),
+                            Accounted::Surplus => return Err(Stop::Surplus),
+                        }
+                    }
                     None => chunk,
                 };
                 let tx = tx.clone();
                 drop(guard);
                 self.push(&tx, chunk)
             }
-            Phase::Before(_) => match self.plan(st)? {
+            Phase::Before(_) => match st.plan()? {
                 BodyPlan::Suppressed { .. } => {
                     st.committed = true;
                     // From the iterable, the head waits for close() (see finish).
                     if source == Source::Write {
-                        self.emit_without_body(st);
+                        st.emit_without_body();
                     }
                     Ok(Sent::Discarded)
                 }
@@ -244,11 +289,13 @@ impl Exchange {
                     st.committed = true;
                     let mut remaining = content_length;
                     let chunk = match &mut remaining {
-                        Some(remaining) => match account(&mut st.held, &mut st.surplus, remaining, chunk) {
-                            Accounted::Pass(chunk) => chunk,
-                            Accounted::Held => return Ok(Sent::Accepted),
-                            Accounted::Surplus => return Err(Stop::Surplus),
-                        },
+                        Some(remaining) => {
+                            match account(&mut st.held, &mut st.surplus, remaining, chunk) {
+                                Accounted::Pass(chunk) => chunk,
+                                Accounted::Held => return Ok(Sent::Accepted),
+                                Accounted::Surplus => return Err(Stop::Surplus),
+                            }
+                        }
                         None => chunk,
                     };
                     self.emit(st, vec![chunk], Then::Stream(remaining))?;
@@ -269,8 +316,8 @@ impl Exchange {
         }
         match &st.phase {
             Phase::Before(_) => {
-                match self.plan(st)? {
-                    BodyPlan::Suppressed { .. } => self.emit_without_body(st),
+                match st.plan()? {
+                    BodyPlan::Suppressed { .. } => st.emit_without_body(),
                     BodyPlan::Stream { content_length } => match st.held.take() {
                         Some(held) => self.emit(st, vec![held], Then::End)?,
                         None => match content_length {
@@ -289,7 +336,9 @@ impl Exchange {
                 Ok(())
             }
             Phase::Streaming { .. } => {
-                let Phase::Streaming { tx, remaining } = std::mem::replace(&mut st.phase, Phase::Done) else {
+                let Phase::Streaming { tx, remaining } =
+                    std::mem::replace(&mut st.phase, Phase::Done)
+                else {
                     return Ok(());
                 };
                 let held = st.held.take();
@@ -319,15 +368,6 @@ impl Exchange {
         }
     }
 
-    /// The body plan of the pending head, or the application error that
-    /// stands in for a missing or invalid `start_response`.
-    fn plan(&self, st: &mut State) -> Result<BodyPlan, Stop> {
-        match &st.prepared {
-            Some(prepared) => Ok(prepared.plan),
-            None => Err(Stop::App(missing_start(st))),
-        }
-    }
-
     /// The application failed (error or panic) at some point of the response.
     pub(crate) fn fail(&self, failure: Failure) {
         let mut st = self.lock();
@@ -335,16 +375,25 @@ impl Exchange {
         match std::mem::replace(&mut st.phase, Phase::Done) {
             Phase::Before(reply) => {
                 let outcome = if self.body_limit_exceeded.load(Ordering::Acquire) {
-                    tracing::warn!(cause, "request body over the configured limit; answering 413");
+                    tracing::warn!(
+                        cause,
+                        "request body over the configured limit; answering 413"
+                    );
                     Outcome::Response(simple_response(StatusCode::PAYLOAD_TOO_LARGE, &self.config))
                 } else if self.config.passthrough_errors {
-                    tracing::error!(cause, "application error before the response started (passthrough_errors)");
+                    tracing::error!(
+                        cause,
+                        "application error before the response started (passthrough_errors)"
+                    );
                     Outcome::Passthrough(match failure {
                         Failure::Panic(payload) => payload,
                         Failure::Error(_) => Box::new(format!("application error: {cause}")),
                     })
                 } else {
-                    tracing::error!(cause, "application error before the response started; answering 500");
+                    tracing::error!(
+                        cause,
+                        "application error before the response started; answering 500"
+                    );
                     Outcome::Response(internal_error(&self.config))
                 };
                 if reply.send(outcome).is_err() {
@@ -353,7 +402,10 @@ impl Exchange {
             }
             Phase::Streaming { tx, .. } => {
                 drop(st);
-                tracing::error!(cause, "application error after the response started; aborting the response");
+                tracing::error!(
+                    cause,
+                    "application error after the response started; aborting the response"
+                );
                 let _ = tx.blocking_send(Err(cause.into()));
             }
             Phase::Gone => {
@@ -372,7 +424,13 @@ impl Exchange {
         let mut guard = self.lock();
         let st = &mut *guard;
         let declared = match &st.prepared {
-            Some(Prepared { plan: BodyPlan::Stream { content_length: Some(n) }, .. }) => *n,
+            Some(Prepared {
+                plan:
+                    BodyPlan::Stream {
+                        content_length: Some(n),
+                    },
+                ..
+            }) => *n,
             _ => 0,
         };
         match std::mem::replace(&mut st.phase, Phase::Done) {
@@ -395,7 +453,8 @@ impl Exchange {
                     declared,
                     "the application's body is longer than its Content-Length; aborting the response"
                 );
-                let _ = tx.blocking_send(Err("response body longer than its Content-Length".into()));
+                let _ =
+                    tx.blocking_send(Err("response body longer than its Content-Length".into()));
             }
             other => st.phase = other,
         }
@@ -407,7 +466,7 @@ impl Exchange {
             return Err(Stop::Closed);
         };
         let Some(prepared) = st.prepared.take() else {
-            return Err(Stop::App(missing_start(st)));
+            return Err(Stop::App(st.missing_start()));
         };
         let content_length = match prepared.plan {
             BodyPlan::Stream { content_length } => content_length,
@@ -429,22 +488,6 @@ impl Exchange {
         Ok(())
     }
 
-    fn emit_without_body(&self, st: &mut State) {
-        let Phase::Before(reply) = std::mem::replace(&mut st.phase, Phase::Discarding) else {
-            return;
-        };
-        let Some(prepared) = st.prepared.take() else {
-            return;
-        };
-        let keep_open = matches!(prepared.plan, BodyPlan::Suppressed { keep_length: true });
-        if reply
-            .send(Outcome::Response(build(prepared, ResponseBody::empty(keep_open))))
-            .is_err()
-        {
-            st.phase = Phase::Gone;
-        }
-    }
-
     fn push(&self, tx: &mpsc::Sender<Frame>, chunk: Bytes) -> Result<Sent, Stop> {
         if tx.blocking_send(Ok(chunk)).is_ok() {
             return Ok(Sent::Accepted);
@@ -463,16 +506,6 @@ enum Then {
     End,
 }
 
-/// The error that stands in for a missing or invalid `start_response`.
-fn missing_start(st: &mut State) -> Error {
-    st.fault.take().unwrap_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidStatus,
-            "the application produced a body without calling start_response",
-        )
-    })
-}
-
 enum Accounted {
     Pass(Bytes),
     Held,
@@ -481,7 +514,12 @@ enum Accounted {
 
 /// Counts a chunk against the declared length: it passes, completes the
 /// length (held back), or overflows it (cut to the length and held back).
-fn account(held: &mut Option<Bytes>, surplus: &mut bool, remaining: &mut u64, chunk: Bytes) -> Accounted {
+fn account(
+    held: &mut Option<Bytes>,
+    surplus: &mut bool,
+    remaining: &mut u64,
+    chunk: Bytes,
+) -> Accounted {
     if held.is_some() || *remaining == 0 {
         *surplus = true;
         return Accounted::Surplus;
@@ -527,11 +565,19 @@ Either the server is overloaded or there is an error in the application.</p>\n";
 
 /// The 500 answer for an application error before the headers went out.
 pub(crate) fn internal_error(config: &Config) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::full(Bytes::from_static(INTERNAL_ERROR_PAGE.as_bytes())));
+    let mut response = Response::new(ResponseBody::full(Bytes::from_static(
+        INTERNAL_ERROR_PAGE.as_bytes(),
+    )));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(INTERNAL_ERROR_PAGE.len()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(INTERNAL_ERROR_PAGE.len()),
+    );
     add_server_and_date(headers, config);
     response
 }
@@ -542,7 +588,10 @@ pub(crate) fn simple_response(status: StatusCode, config: &Config) -> Response<R
     let mut response = Response::new(ResponseBody::full(Bytes::from(format!("{text}\n"))));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len() + 1));
     add_server_and_date(headers, config);
     response

@@ -52,7 +52,9 @@ impl Future for ResponseFuture {
                     Ok(Outcome::Response(response)) => Poll::Ready(Ok(response)),
                     Ok(Outcome::Passthrough(payload)) => std::panic::resume_unwind(payload),
                     Err(_) => {
-                        tracing::error!("the application thread ended without answering; answering 500");
+                        tracing::error!(
+                            "the application thread ended without answering; answering 500"
+                        );
                         Poll::Ready(Ok(lost()))
                     }
                 }

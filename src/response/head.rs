@@ -137,7 +137,8 @@ pub(crate) fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhr
     let reason = match reason_text {
         Some(text) if Some(text) == code.canonical_reason() => None,
         Some(text) => {
-            let bytes = latin1_bytes(text).ok_or_else(|| invalid("reason phrase is not latin-1"))?;
+            let bytes =
+                latin1_bytes(text).ok_or_else(|| invalid("reason phrase is not latin-1"))?;
             Some(
                 ReasonPhrase::try_from(bytes)
                     .map_err(|_| invalid("reason phrase holds a control character"))?,
@@ -189,7 +190,10 @@ where
                     ))
                 }
                 HopByHop::Drop => {
-                    tracing::warn!(header = name, "dropped a hop-by-hop header set by the application");
+                    tracing::warn!(
+                        header = name,
+                        "dropped a hop-by-hop header set by the application"
+                    );
                     continue;
                 }
             }
@@ -242,7 +246,9 @@ fn parse_content_length(value: &str) -> Option<u64> {
 
 /// One byte per char, or `None` if a char is past U+00FF.
 fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
-    text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
 }
 
 /// The current time as an HTTP date, formatted at most once a second per thread.
@@ -274,23 +280,47 @@ mod tests {
         RequestFacts { is_head, version }
     }
 
-    fn prep(status: &str, headers: &[(&str, &str)], facts: RequestFacts) -> Result<Prepared, Error> {
+    fn prep(
+        status: &str,
+        headers: &[(&str, &str)],
+        facts: RequestFacts,
+    ) -> Result<Prepared, Error> {
         prepare(status, headers.iter().copied(), facts, &Config::default())
     }
 
-    const GET11: RequestFacts = RequestFacts { is_head: false, version: Version::HTTP_11 };
+    const GET11: RequestFacts = RequestFacts {
+        is_head: false,
+        version: Version::HTTP_11,
+    };
 
     #[test]
     fn statuses() {
         assert_eq!(parse_status("200 OK").unwrap().0, StatusCode::OK);
-        assert!(parse_status("200 OK").unwrap().1.is_none(), "canonical reason needs no extension");
+        assert!(
+            parse_status("200 OK").unwrap().1.is_none(),
+            "canonical reason needs no extension"
+        );
         let (code, reason) = parse_status("404 NOT FOUND").unwrap();
         assert_eq!(code, 404);
         assert_eq!(reason.unwrap().as_bytes(), b"NOT FOUND");
         assert_eq!(parse_status("200").unwrap().0, 200);
         assert_eq!(parse_status("599").unwrap().1.unwrap().as_bytes(), b"");
-        assert_eq!(parse_status("299 Caf\u{e9}").unwrap().1.unwrap().as_bytes(), b"Caf\xe9");
-        for bad in ["abc", "99 X", "1000 X", "100 Continue", "103 Early Hints", "20", "", "200\tOK", "200 OK\r\nX: y", "099 X"] {
+        assert_eq!(
+            parse_status("299 Caf\u{e9}").unwrap().1.unwrap().as_bytes(),
+            b"Caf\xe9"
+        );
+        for bad in [
+            "abc",
+            "99 X",
+            "1000 X",
+            "100 Continue",
+            "103 Early Hints",
+            "20",
+            "",
+            "200\tOK",
+            "200 OK\r\nX: y",
+            "099 X",
+        ] {
             let err = parse_status(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidStatus, "{bad:?}");
         }
@@ -311,7 +341,15 @@ mod tests {
 
     #[test]
     fn hop_by_hop_is_rejected_or_dropped() {
-        for name in ["Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "TE", "Trailer"] {
+        for name in [
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Connection",
+            "Transfer-Encoding",
+            "Upgrade",
+            "TE",
+            "Trailer",
+        ] {
             let err = prep("200 OK", &[(name, "x")], GET11).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::HopByHopHeader, "{name}");
             let (map, _) = parse_headers([(name, "x")], HopByHop::Drop).unwrap();
@@ -321,11 +359,26 @@ mod tests {
 
     #[test]
     fn content_length_rules() {
-        let p = prep("200 OK", &[("Content-Length", " 5 "), ("content-length", "5")], GET11).unwrap();
-        assert_eq!(p.plan, BodyPlan::Stream { content_length: Some(5) });
+        let p = prep(
+            "200 OK",
+            &[("Content-Length", " 5 "), ("content-length", "5")],
+            GET11,
+        )
+        .unwrap();
+        assert_eq!(
+            p.plan,
+            BodyPlan::Stream {
+                content_length: Some(5)
+            }
+        );
         assert_eq!(p.headers.get_all(header::CONTENT_LENGTH).iter().count(), 1);
         assert!(!p.headers.contains_key(header::CONNECTION));
-        for bad in [&[("Content-Length", "abc")][..], &[("Content-Length", "-1")], &[("Content-Length", "5"), ("Content-Length", "6")], &[("Content-Length", "")]] {
+        for bad in [
+            &[("Content-Length", "abc")][..],
+            &[("Content-Length", "-1")],
+            &[("Content-Length", "5"), ("Content-Length", "6")],
+            &[("Content-Length", "")],
+        ] {
             let err = prep("200 OK", bad, GET11).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidContentLength, "{bad:?}");
         }
@@ -333,16 +386,38 @@ mod tests {
 
     #[test]
     fn connection_rule() {
-        let close = |p: &Prepared| p.headers.get(header::CONNECTION).map(|v| v.to_str().unwrap().to_owned());
-        assert_eq!(close(&prep("200 OK", &[], GET11).unwrap()).as_deref(), Some("close"));
-        assert_eq!(close(&prep("200 OK", &[], facts(true, Version::HTTP_11)).unwrap()), None);
+        let close = |p: &Prepared| {
+            p.headers
+                .get(header::CONNECTION)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            close(&prep("200 OK", &[], GET11).unwrap()).as_deref(),
+            Some("close")
+        );
+        assert_eq!(
+            close(&prep("200 OK", &[], facts(true, Version::HTTP_11)).unwrap()),
+            None
+        );
         assert_eq!(close(&prep("204 No Content", &[], GET11).unwrap()), None);
         assert_eq!(close(&prep("304 Not Modified", &[], GET11).unwrap()), None);
-        assert_eq!(close(&prep("200 OK", &[], facts(false, Version::HTTP_2)).unwrap()), None);
-        let chunked = Config { connection_policy: ConnectionPolicy::KeepAliveChunked, ..Config::default() };
+        assert_eq!(
+            close(&prep("200 OK", &[], facts(false, Version::HTTP_2)).unwrap()),
+            None
+        );
+        let chunked = Config {
+            connection_policy: ConnectionPolicy::KeepAliveChunked,
+            ..Config::default()
+        };
         let p = prepare("200 OK", [("a", "b")], GET11, &chunked).unwrap();
         assert_eq!(close(&p), None);
-        let p = prepare("200 OK", [("a", "b")], facts(false, Version::HTTP_10), &chunked).unwrap();
+        let p = prepare(
+            "200 OK",
+            [("a", "b")],
+            facts(false, Version::HTTP_10),
+            &chunked,
+        )
+        .unwrap();
         assert_eq!(close(&p).as_deref(), Some("close"));
     }
 
@@ -354,7 +429,12 @@ mod tests {
         let p = prep("304 Not Modified", &[("Content-Length", "5")], GET11).unwrap();
         assert_eq!(p.headers[header::CONTENT_LENGTH], "5");
         assert_eq!(p.plan, BodyPlan::Suppressed { keep_length: true });
-        let p = prep("200 OK", &[("Content-Length", "5")], facts(true, Version::HTTP_11)).unwrap();
+        let p = prep(
+            "200 OK",
+            &[("Content-Length", "5")],
+            facts(true, Version::HTTP_11),
+        )
+        .unwrap();
         assert_eq!(p.headers[header::CONTENT_LENGTH], "5");
         assert_eq!(p.plan, BodyPlan::Suppressed { keep_length: false });
     }
@@ -362,12 +442,32 @@ mod tests {
     #[test]
     fn server_and_date_are_added_once() {
         let p = prep("200 OK", &[], GET11).unwrap();
-        assert!(p.headers[header::SERVER].to_str().unwrap().starts_with("tower-wsgi"));
+        assert!(p.headers[header::SERVER]
+            .to_str()
+            .unwrap()
+            .starts_with("tower-wsgi"));
         assert!(httpdate::parse_http_date(p.headers[header::DATE].to_str().unwrap()).is_ok());
-        let p = prep("200 OK", &[("Server", "legacy/1"), ("Date", "Mon, 01 Jan 2001 00:00:00 GMT")], GET11).unwrap();
-        assert_eq!(p.headers.get_all(header::SERVER).iter().collect::<Vec<_>>(), ["legacy/1"]);
+        let p = prep(
+            "200 OK",
+            &[
+                ("Server", "legacy/1"),
+                ("Date", "Mon, 01 Jan 2001 00:00:00 GMT"),
+            ],
+            GET11,
+        )
+        .unwrap();
+        assert_eq!(
+            p.headers.get_all(header::SERVER).iter().collect::<Vec<_>>(),
+            ["legacy/1"]
+        );
         assert_eq!(p.headers.get_all(header::DATE).iter().count(), 1);
-        let none = Config { server: None, ..Config::default() };
-        assert!(!prepare("200 OK", [("a", "b")], GET11, &none).unwrap().headers.contains_key(header::SERVER));
+        let none = Config {
+            server: None,
+            ..Config::default()
+        };
+        assert!(!prepare("200 OK", [("a", "b")], GET11, &none)
+            .unwrap()
+            .headers
+            .contains_key(header::SERVER));
     }
 }

@@ -25,7 +25,10 @@ pub struct TestServer {
 
 pub fn serve<S, B>(service: S) -> TestServer
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: http_body::Body + Send + 'static,
     B::Data: Send,
@@ -42,12 +45,20 @@ where
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
         runtime
-            .block_on(server.grace_period(Duration::from_secs(5)).serve_with_shutdown(service, async {
-                let _ = rx.await;
-            }))
+            .block_on(
+                server
+                    .grace_period(Duration::from_secs(5))
+                    .serve_with_shutdown(service, async {
+                        let _ = rx.await;
+                    }),
+            )
             .unwrap();
     });
-    TestServer { addr, shutdown: Some(tx), thread: Some(thread) }
+    TestServer {
+        addr,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    }
 }
 
 impl TestServer {
@@ -97,11 +108,18 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn body_str(&self) -> String {
@@ -117,8 +135,13 @@ pub struct Conn {
 impl Conn {
     pub fn open(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Self { writer: stream.try_clone().unwrap(), reader: BufReader::new(stream) }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Self {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -131,7 +154,8 @@ impl Conn {
 
     /// Reads one response; `head_request` for a response to HEAD.
     pub fn read_response(&mut self, head_request: bool) -> Resp {
-        self.try_read_response(head_request).expect("no response: the connection ended first")
+        self.try_read_response(head_request)
+            .expect("no response: the connection ended first")
     }
 
     /// `None` when the connection ends before a status line.
@@ -139,7 +163,10 @@ impl Conn {
         let status_line = self.line()?;
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default().to_owned();
-        let status: u16 = parts.next().and_then(|s| s.parse().ok()).expect(&status_line);
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect(&status_line);
         let reason = parts.next().unwrap_or_default().to_owned();
         let mut headers = Vec::new();
         loop {
@@ -150,18 +177,30 @@ impl Conn {
             let (name, value) = line.split_once(':').expect(&line);
             headers.push((name.to_owned(), value.trim().to_owned()));
         }
-        let mut resp = Resp { version, status, reason, headers, body: Vec::new(), framing: Framing::None, complete: true };
+        let mut resp = Resp {
+            version,
+            status,
+            reason,
+            headers,
+            body: Vec::new(),
+            framing: Framing::None,
+            complete: true,
+        };
         if head_request || status < 200 || status == 204 || status == 304 {
             return Some(resp);
         }
-        if resp.header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
+        if resp
+            .header("transfer-encoding")
+            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"))
+        {
             resp.framing = Framing::Chunked;
             loop {
                 let Some(size_line) = self.line() else {
                     resp.complete = false;
                     break;
                 };
-                let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16).expect(&size_line);
+                let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+                    .expect(&size_line);
                 if size == 0 {
                     // trailers, then the blank line
                     loop {
@@ -192,7 +231,9 @@ impl Conn {
             resp.framing = Framing::Length;
             let length: usize = length.parse().unwrap();
             let mut body = Vec::new();
-            let _ = (&mut self.reader).take(length as u64).read_to_end(&mut body);
+            let _ = (&mut self.reader)
+                .take(length as u64)
+                .read_to_end(&mut body);
             resp.complete = body.len() == length;
             resp.body = body;
         } else {
@@ -218,10 +259,17 @@ impl Conn {
     /// `true` when the server closes the connection within two seconds
     /// without sending anything more.
     pub fn closes(&mut self) -> bool {
-        self.reader.get_ref().set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
         let mut rest = Vec::new();
-        let closed = matches!(self.reader.read_to_end(&mut rest), Ok(_));
-        assert!(rest.is_empty(), "unexpected bytes after the response: {:?}", String::from_utf8_lossy(&rest));
+        let closed = self.reader.read_to_end(&mut rest).is_ok();
+        assert!(
+            rest.is_empty(),
+            "unexpected bytes after the response: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
         closed
     }
 
@@ -238,7 +286,10 @@ impl Conn {
             }
             buf.extend_from_slice(&chunk[..n]);
         }
-        self.reader.get_ref().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         buf
     }
 }
@@ -327,7 +378,11 @@ pub fn log_line_with(needles: &[&str]) -> Option<String> {
 
 /// Headers for a request with a body.
 pub fn post(target: &str, body: &str, extra: &str) -> Vec<u8> {
-    format!("POST {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n{extra}\r\n{body}", body.len()).into_bytes()
+    format!(
+        "POST {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Query parameters, percent-decoded (`+` is a space), in order.
@@ -338,14 +393,20 @@ pub fn query(environ: &tower_wsgi::Environ) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
             (decode(k), decode(v))
         })
         .collect()
 }
 
 pub fn param(q: &[(String, String)], key: &str, default: &str) -> String {
-    q.iter().find(|(k, _)| k == key).map_or_else(|| default.to_owned(), |(_, v)| v.clone())
+    q.iter()
+        .find(|(k, _)| k == key)
+        .map_or_else(|| default.to_owned(), |(_, v)| v.clone())
 }
 
 /// The conformance `/respond` route: `status`, `body`, `chunks`, `cl`
@@ -361,7 +422,10 @@ pub fn respond_app(counters: Counters) -> impl tower_wsgi::App {
         let cl = param(&q, "cl", "auto");
         let mut headers = vec![("Content-Type".to_owned(), "text/plain".to_owned())];
         match cl.as_str() {
-            "auto" => headers.push(("Content-Length".to_owned(), (chunk.len() * count).to_string())),
+            "auto" => headers.push((
+                "Content-Length".to_owned(),
+                (chunk.len() * count).to_string(),
+            )),
             "none" => {}
             literal => headers.push(("Content-Length".to_owned(), literal.to_owned())),
         }
@@ -398,6 +462,9 @@ pub fn respond_app(counters: Counters) -> impl tower_wsgi::App {
 pub fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     match payload.downcast::<String>() {
         Ok(s) => *s,
-        Err(payload) => payload.downcast::<&'static str>().map(|s| (*s).to_owned()).unwrap_or_default(),
+        Err(payload) => payload
+            .downcast::<&'static str>()
+            .map(|s| (*s).to_owned())
+            .unwrap_or_default(),
     }
 }
