@@ -569,6 +569,12 @@ pub(crate) fn internal_error(config: &Config) -> Response<ResponseBody> {
         INTERNAL_ERROR_PAGE.as_bytes(),
     )));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    // Werkzeug's status line for it, on HTTP/1: `500 INTERNAL SERVER ERROR`.
+    response
+        .extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(
+            b"INTERNAL SERVER ERROR",
+        ));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
