@@ -4,7 +4,7 @@ use std::fmt;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What went wrong in a call to [`StartResponse`](crate::StartResponse) or
-/// [`Write`](crate::Write).
+/// [`Writer`](crate::Writer).
 ///
 /// These are the errors a WSGI server raises into the application. An
 /// application propagates them with `?` like any other error; the crate then

@@ -74,6 +74,36 @@
 //! - **Errors** before the headers are a 500 with `Content-Length`; after, the
 //!   response is aborted (an unterminated chunked body, or a reset).
 //!
+//! # Differences from Werkzeug
+//!
+//! The crate ports Werkzeug 1.0.1's `run_wsgi`, and a differential test
+//! (`tests/conformance.rs`) holds it to Werkzeug's answers request for request.
+//! Where Werkzeug puts wrong bytes on the wire, or the project's rule book
+//! decides otherwise, the crate deliberately differs:
+//!
+//! | case | Werkzeug 1.0.1 sends | tower-wsgi sends |
+//! |---|---|---|
+//! | `HEAD` | the body after the headers, read by a keep-alive client as the next response | no body; the app's `Content-Length` kept |
+//! | 204 / 304 with a body | the body bytes, breaking keep-alive | no body (and no `Content-Length` on 204); the connection stays usable |
+//! | body longer than `Content-Length` | every byte: the surplus is parsed as the next response | the declared bytes only, then the connection ends; logged |
+//! | body shorter than `Content-Length` | the short body; the client waits for bytes that never come | the response is aborted (the client sees the cut), or a 500 if nothing was sent; logged |
+//! | status `abc`, `99 X`, `1000 X` | nothing, and the connection drops | 500, the cause logged |
+//! | 1xx final status (`103 Early Hints`) | the 1xx as if final; the client hangs | 500, the cause logged (hyper has no server API for 1xx) |
+//! | `Expect: 100-continue` | `100 Continue` twice (stdlib and Werkzeug), before the app runs | one `100 Continue`, when the app first reads `wsgi.input`; none if it never reads |
+//! | failure after the headers | a close-delimited body cut short: an HTTP/1.1 client that saw `Connection: close` cannot tell | an unterminated chunked body (or an incomplete `Content-Length` body) and a closed connection |
+//! | CR or LF in a header value | the value verbatim: header injection | 500, the header named in the log |
+//! | hop-by-hop header from the app | passed through (`Transfer-Encoding` breaks the framing) | 500 by default ([`HopByHop`]) |
+//! | unread request body on a keep-alive connection | parsed as the next request | drained if already received, else the connection closes: never a request |
+//! | `Cookie` sent as several lines (HTTP/2 crumbs) | `HTTP_COOKIE` joined with `,` | joined with `; ` |
+//! | request header names with `_` | merged with their `-` twin (`X_User` spoofs `X-User`) | dropped ([`Builder::keep_underscore_headers`] keeps them) |
+//! | `PATH_INFO` with invalid UTF-8 (`%FF`) | U+FFFD's UTF-8 bytes: lossy | the byte itself (`\u{ff}`): lossless, as PEP 3333 and gunicorn |
+//! | `//x` in the path | collapsed to `/x` by Python 3.11's `http.server` | kept: `PATH_INFO` is `//x` |
+//! | raw (unescaped) non-ASCII bytes in the request target | decoded twice (mojibake) | rejected by hyper with 400 |
+//! | interleaved repeated headers (`A`, `B`, `A`) | in the order given | grouped by name (`A`, `A`, `B`): hyper writes a `HeaderMap`. RFC 9110 section 5.3 makes only the order of same-name lines significant, and that is kept |
+//! | no `Content-Length` | `Connection: close`, close-delimited body | `Connection: close` with a chunked body on HTTP/1.1 (the end is visible); close-delimited on HTTP/1.0 |
+//! | `Server` | `Werkzeug/1.0.1 Python/3.x` | `tower-wsgi/VERSION`, configurable ([`Builder::server_header`]) |
+//! | header name case | as the app wrote it | lowercase (hyper); names are case-insensitive |
+//!
 //! # Cancel safety
 //!
 //! When the client goes away, hyper drops the [`ResponseFuture`] or the

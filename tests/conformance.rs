@@ -175,7 +175,7 @@ fn run(addr: SocketAddr, case: &Case) -> Transcript {
                     .is_some_and(|c| c.eq_ignore_ascii_case("close"))
                     || (last && !head && closes_soon(&mut conn));
                 let reason =
-                    (resp.reason.to_ascii_lowercase() != "<none>").then(|| resp.reason.clone());
+                    (!resp.reason.eq_ignore_ascii_case("<none>")).then(|| resp.reason.clone());
                 // hyper groups header lines by name. RFC 9110 5.3: only the
                 // order of lines with the same name is significant, and a
                 // stable sort keeps exactly that.
