@@ -8,7 +8,7 @@
 //! Tests, benchmarks and outside checks drive its routes: keep them exactly as
 //! the table in CONFORMANCE.md says.
 #![deny(warnings)]
-// The differential test includes this file as a module and uses `service()`.
+// The test suite includes this file as a module: `app()`, `service()`, `query()` and `one()`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -72,7 +72,7 @@ impl Iterable for CountedBody {
 }
 
 /// `parse_qs(QUERY_STRING, keep_blank_values=True)`, in order.
-fn query(environ: &Environ) -> Vec<(String, String)> {
+pub(crate) fn query(environ: &Environ) -> Vec<(String, String)> {
     let decode = |s: &str| {
         let plus = s.replace('+', " ");
         percent_encoding::percent_decode_str(&plus)
@@ -91,7 +91,7 @@ fn query(environ: &Environ) -> Vec<(String, String)> {
 }
 
 /// `_one(q, key, default)`.
-fn one<'q>(q: &'q [(String, String)], key: &str, default: &'q str) -> &'q str {
+pub(crate) fn one<'q>(q: &'q [(String, String)], key: &str, default: &'q str) -> &'q str {
     q.iter()
         .find(|(k, _)| k == key)
         .map_or(default, |(_, v)| v.as_str())

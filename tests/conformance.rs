@@ -10,9 +10,6 @@
 
 mod support;
 
-#[path = "../examples/conformance.rs"]
-mod conformance_example;
-
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -507,7 +504,7 @@ fn own_answers(ours: SocketAddr) -> Vec<String> {
 #[test]
 fn differential_against_werkzeug() {
     let Some(oracle) = start_oracle() else { return };
-    let server = support::serve(conformance_example::service());
+    let server = support::serve(support::conformance::service());
     let mut failures = compare(&oracle, server.addr);
     failures.extend(own_answers(server.addr));
 

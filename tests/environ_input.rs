@@ -147,7 +147,7 @@ fn rule15_configured_script_name() {
 
 fn input_server(builder: Builder) -> support::TestServer {
     serve(builder.build(app_fn(|mut environ, start_response| {
-        let mode = support::param(&support::query(&environ), "mode", "all");
+        let mode = support::param(&support::query(&environ), "mode", "all").to_owned();
         let input = environ.input();
         let data = match mode.as_str() {
             "none" => Vec::new(),

@@ -149,7 +149,7 @@ fn rule8_exc_info_after_headers_is_raised_again_and_aborts() {
 
 fn failing_app(counters: Counters) -> impl tower_wsgi::App {
     app_fn(move |environ, start_response| {
-        let when = support::param(&support::query(&environ), "when", "before");
+        let when = support::param(&support::query(&environ), "when", "before").to_owned();
         let panic = environ.path_info() == "/panic";
         let fail = |msg: &str| -> Result<Body, BoxError> {
             if panic {
@@ -280,7 +280,7 @@ fn rule10_close_runs_once_on_every_path() {
     let c = closes.clone();
     let server = serve(WsgiService::new(app_fn(move |environ, start_response| {
         let q = support::query(&environ);
-        let status = support::param(&q, "status", "200 OK");
+        let status = support::param(&q, "status", "200 OK").to_owned();
         start_response.start(
             status,
             [("Content-Type", "text/plain"), ("Content-Length", "13")],

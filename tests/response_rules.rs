@@ -5,24 +5,33 @@ mod support;
 
 use std::time::Duration;
 
-use support::{serve, Counters, Framing};
+use support::conformance::app;
+use support::{serve, Framing, TestServer};
 use tower_wsgi::{Builder, ConnectionPolicy, HopByHop, WsgiService};
 
-fn server() -> (support::TestServer, Counters) {
-    let counters = Counters::default();
-    (
-        serve(WsgiService::new(support::respond_app(counters.clone()))),
-        counters,
-    )
+/// The conformance app: `/respond` builds any response from its query.
+fn server() -> TestServer {
+    serve(WsgiService::new(app()))
+}
+
+/// Every body handed out so far was closed.
+fn assert_all_closed(server: &TestServer) {
+    let (started, closed) = support::counters_settle(server);
+    assert!(
+        started > 0 && started == closed,
+        "started {started}, closed {closed}"
+    );
 }
 
 // ----- Rule 1: the connection rule -----
 
 #[test]
 fn rule1_no_content_length_closes_http11() {
-    let (server, _) = server();
+    let server = server();
     let mut conn = server.connect();
-    conn.send(b"GET /r?cl=none HTTP/1.1\r\nHost: t\r\n\r\nGET /r HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(
+        b"GET /respond?cl=none HTTP/1.1\r\nHost: t\r\n\r\nGET /respond HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     let resp = conn.read_response(false);
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("connection"), Some("close"));
@@ -36,9 +45,9 @@ fn rule1_no_content_length_closes_http11() {
 
 #[test]
 fn rule1_content_length_keeps_the_connection() {
-    let (server, _) = server();
+    let server = server();
     let mut conn = server.connect();
-    conn.send(b"GET /r HTTP/1.1\r\nHost: t\r\n\r\nGET /r?body=again HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /respond HTTP/1.1\r\nHost: t\r\n\r\nGET /respond?body=again HTTP/1.1\r\nHost: t\r\n\r\n");
     let first = conn.read_response(false);
     assert_eq!(first.header("connection"), None);
     assert_eq!(
@@ -51,25 +60,27 @@ fn rule1_content_length_keeps_the_connection() {
 
 #[test]
 fn rule1_head_204_304_without_length_keep_the_connection() {
-    let (server, _) = server();
+    let server = server();
     let mut conn = server.connect();
-    conn.send(b"HEAD /r?cl=none HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"HEAD /respond?cl=none HTTP/1.1\r\nHost: t\r\n\r\n");
     let head = conn.read_response(true);
     assert_eq!(head.header("connection"), None);
     for status in ["204%20No%20Content", "304%20Not%20Modified"] {
-        conn.send(format!("GET /r?cl=none&status={status} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        conn.send(
+            format!("GET /respond?cl=none&status={status} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+        );
         let resp = conn.read_response(false);
         assert_eq!(resp.header("connection"), None, "{status}");
     }
-    conn.send(b"GET /r?body=still-open HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /respond?body=still-open HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(conn.read_response(false).body, b"still-open");
 }
 
 #[test]
 fn rule1_http10_without_length_closes() {
-    let (server, _) = server();
+    let server = server();
     let mut conn = server.connect();
-    conn.send(b"GET /r?cl=none HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    conn.send(b"GET /respond?cl=none HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     let resp = conn.read_response(false);
     assert_eq!(resp.version, "HTTP/1.0");
     assert_eq!(resp.all("connection"), ["close"]);
@@ -82,10 +93,10 @@ fn rule1_keep_alive_chunked_policy() {
     let server = serve(
         Builder::new()
             .connection_policy(ConnectionPolicy::KeepAliveChunked)
-            .build(support::respond_app(Counters::default())),
+            .build(app()),
     );
     let mut conn = server.connect();
-    conn.send(b"GET /r?cl=none&chunks=3 HTTP/1.1\r\nHost: t\r\n\r\nGET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /respond?cl=none&chunks=3 HTTP/1.1\r\nHost: t\r\n\r\nGET /respond?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = conn.read_response(false);
     assert_eq!(resp.framing, Framing::Chunked);
     assert_eq!(resp.header("connection"), None);
@@ -93,7 +104,7 @@ fn rule1_keep_alive_chunked_policy() {
     assert_eq!(conn.read_response(false).body, b"next");
     // HTTP/1.0 has no chunking: it still closes.
     let mut conn = server.connect();
-    conn.send(b"GET /r?cl=none HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    conn.send(b"GET /respond?cl=none HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     let resp = conn.read_response(false);
     assert_eq!(resp.header("connection"), Some("close"));
     assert!(conn.closes());
@@ -103,31 +114,24 @@ fn rule1_keep_alive_chunked_policy() {
 
 #[test]
 fn rule2_server_and_date_added_once() {
-    let (server, _) = server();
-    let resp = server.get("/r");
+    let server = server();
+    let resp = server.get("/respond");
     assert_eq!(resp.all("server").len(), 1);
     assert!(resp.header("server").unwrap().starts_with("tower-wsgi/"));
     assert_eq!(resp.all("date").len(), 1);
-    let resp = server
-        .get("/r?header=Server:legacy%2F1.0&header=Date:Mon,%2001%20Jan%202001%2000:00:00%20GMT");
+    let resp = server.get(
+        "/respond?header=Server:legacy%2F1.0&header=Date:Mon,%2001%20Jan%202001%2000:00:00%20GMT",
+    );
     assert_eq!(resp.all("server"), ["legacy/1.0"]);
     assert_eq!(resp.all("date"), ["Mon, 01 Jan 2001 00:00:00 GMT"]);
 }
 
 #[test]
 fn rule2_server_token_configurable_and_removable() {
-    let custom = serve(
-        Builder::new()
-            .server_header(Some("acme/2"))
-            .build(support::respond_app(Counters::default())),
-    );
-    assert_eq!(custom.get("/r").all("server"), ["acme/2"]);
-    let none = serve(
-        Builder::new()
-            .server_header(None)
-            .build(support::respond_app(Counters::default())),
-    );
-    let resp = none.get("/r");
+    let custom = serve(Builder::new().server_header(Some("acme/2")).build(app()));
+    assert_eq!(custom.get("/respond").all("server"), ["acme/2"]);
+    let none = serve(Builder::new().server_header(None).build(app()));
+    let resp = none.get("/respond");
     assert!(resp.header("server").is_none());
     assert!(resp.header("date").is_some());
 }
@@ -136,14 +140,14 @@ fn rule2_server_token_configurable_and_removable() {
 
 #[test]
 fn rule3_reason_phrase_from_the_app() {
-    let (server, _) = server();
-    let resp = server.get("/r?status=404%20NOT%20FOUND");
+    let server = server();
+    let resp = server.get("/respond?status=404%20NOT%20FOUND");
     assert_eq!((resp.status, resp.reason.as_str()), (404, "NOT FOUND"));
-    let resp = server.get("/r?status=299%20Custom%20Thing");
+    let resp = server.get("/respond?status=299%20Custom%20Thing");
     assert_eq!((resp.status, resp.reason.as_str()), (299, "Custom Thing"));
-    let resp = server.get("/r?status=200");
+    let resp = server.get("/respond?status=200");
     assert_eq!((resp.status, resp.reason.as_str()), (200, "OK"));
-    let resp = server.get("/r?status=599");
+    let resp = server.get("/respond?status=599");
     assert_eq!(
         (resp.status, resp.reason.as_str()),
         (599, ""),
@@ -153,7 +157,7 @@ fn rule3_reason_phrase_from_the_app() {
 
 #[test]
 fn rule3_invalid_and_informational_statuses_are_500_with_cause_logged() {
-    let (server, counters) = server();
+    let server = server();
     for (status, cause) in [
         ("abc", "invalid status \\\"abc\\\""),
         ("99%20X", "invalid status \\\"99 X\\\""),
@@ -161,9 +165,9 @@ fn rule3_invalid_and_informational_statuses_are_500_with_cause_logged() {
         ("103%20Early%20Hints", "informational (1xx)"),
         ("100%20Continue", "informational (1xx)"),
     ] {
-        let target = format!("/r?status={status}&tag=rule3-{}", status.len());
+        let target = format!("/respond?status={status}&tag=rule3-{}", status.len());
         let mut conn = server.connect();
-        conn.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\nGET /r?body=after HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        conn.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\nGET /respond?body=after HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
         let resp = conn.read_response(false);
         assert_eq!(resp.status, 500, "{status}");
         assert_eq!(resp.framing, Framing::Length);
@@ -178,14 +182,14 @@ fn rule3_invalid_and_informational_statuses_are_500_with_cause_logged() {
             "no log line naming {cause} for {target}"
         );
     }
-    assert_eq!(counters.started(), counters.closed());
+    assert_all_closed(&server);
 }
 
 // ----- Rule 4: header validation -----
 
 #[test]
 fn rule4_bad_headers_are_500_and_named_in_the_log() {
-    let (server, _) = server();
+    let server = server();
     for (header, named) in [
         ("X%20Bad:v", "X Bad"),
         ("X-Inject:a%0D%0ASet-Cookie:%20evil=1", "X-Inject"),
@@ -193,7 +197,7 @@ fn rule4_bad_headers_are_500_and_named_in_the_log() {
         ("X-Nul:a%00b", "X-Nul"),
         ("Bad%28Name%29:v", "Bad(Name)"),
     ] {
-        let target = format!("/r?header={header}");
+        let target = format!("/respond?header={header}");
         let resp = server.get(&target);
         assert_eq!(resp.status, 500, "{header}");
         assert!(resp.header("set-cookie").is_none());
@@ -206,12 +210,8 @@ fn rule4_bad_headers_are_500_and_named_in_the_log() {
 
 #[test]
 fn rule4_hop_by_hop_headers_rejected_by_default_dropped_on_request() {
-    let (server, _) = server();
-    let dropping = serve(
-        Builder::new()
-            .hop_by_hop(HopByHop::Drop)
-            .build(support::respond_app(Counters::default())),
-    );
+    let server = server();
+    let dropping = serve(Builder::new().hop_by_hop(HopByHop::Drop).build(app()));
     for header in [
         "Connection:keep-alive",
         "Keep-Alive:timeout=5",
@@ -221,13 +221,13 @@ fn rule4_hop_by_hop_headers_rejected_by_default_dropped_on_request() {
         "TE:trailers",
         "Trailer:X-Sum",
     ] {
-        let target = format!("/r?header={header}");
+        let target = format!("/respond?header={header}");
         let resp = server.get(&target);
         assert_eq!(resp.status, 500, "{header}");
         let name = header.split(':').next().unwrap();
         assert!(support::log_line_with(&[&target, "hop-by-hop", name]).is_some());
         let mut conn = dropping.connect();
-        conn.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\nGET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        conn.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\nGET /respond?body=next HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
         let resp = conn.read_response(false);
         assert_eq!(
             (resp.status, resp.body.as_slice()),
@@ -251,29 +251,29 @@ fn rule4_hop_by_hop_headers_rejected_by_default_dropped_on_request() {
 
 #[test]
 fn rule5_head_sends_no_body_and_keeps_content_length() {
-    let (server, counters) = server();
+    let server = server();
     let mut conn = server.connect();
-    conn.send(b"HEAD /r?body=hello&chunks=2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"HEAD /respond?body=hello&chunks=2 HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = conn.read_response(true);
     assert_eq!(resp.header("content-length"), Some("10"));
-    conn.send(b"HEAD /r?cl=none HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"HEAD /respond?cl=none HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = conn.read_response(true);
     assert_eq!(resp.header("content-length"), None);
     assert_eq!(resp.header("transfer-encoding"), None);
-    conn.send(b"GET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /respond?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(
         conn.read_response(false).body,
         b"next",
         "no stray body bytes before it"
     );
-    assert_eq!(counters.wait_closed(3), 3);
+    assert_all_closed(&server);
 }
 
 #[test]
 fn rule5_204_and_304_send_no_body() {
-    let (server, counters) = server();
+    let server = server();
     let mut conn = server.connect();
-    conn.send(b"GET /r?status=204%20No%20Content&body=oops HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /respond?status=204%20No%20Content&body=oops HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = conn.read_response(false);
     assert_eq!(resp.status, 204);
     assert_eq!(
@@ -282,7 +282,7 @@ fn rule5_204_and_304_send_no_body() {
         "204 never carries Content-Length"
     );
     conn.send(
-        b"GET /r?status=304%20Not%20Modified&body=oops&via=write HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /respond?status=304%20Not%20Modified&body=oops&via=write HTTP/1.1\r\nHost: t\r\n\r\n",
     );
     let resp = conn.read_response(false);
     assert_eq!(resp.status, 304);
@@ -291,19 +291,19 @@ fn rule5_204_and_304_send_no_body() {
         Some("4"),
         "304 keeps the app's Content-Length"
     );
-    conn.send(b"GET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /respond?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
     let next = conn.read_response(false);
     assert_eq!(next.body, b"next", "no stray body bytes");
-    assert_eq!(counters.wait_closed(3), 3);
+    assert_all_closed(&server);
 }
 
 // ----- Rule 6: Content-Length is a promise -----
 
 #[test]
 fn rule6_surplus_in_one_chunk_is_cut_and_the_connection_ends() {
-    let (server, counters) = server();
+    let server = server();
     let mut conn = server.connect();
-    conn.send(b"GET /r?body=helloworld&cl=5&tag=surplus1 HTTP/1.1\r\nHost: t\r\n\r\nGET /r HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /respond?body=helloworld&cl=5&tag=surplus1 HTTP/1.1\r\nHost: t\r\n\r\nGET /respond HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = conn.read_response(false);
     assert_eq!(resp.body, b"hello");
     assert!(resp.complete);
@@ -313,28 +313,28 @@ fn rule6_surplus_in_one_chunk_is_cut_and_the_connection_ends() {
         "nothing past the declared length, no second response"
     );
     assert!(support::log_line_with(&["tag=surplus1", "longer than its Content-Length"]).is_some());
-    assert_eq!(counters.wait_closed(1), 1);
+    assert_all_closed(&server);
 }
 
 #[test]
 fn rule6_surplus_over_several_chunks_ends_the_connection() {
-    let (server, counters) = server();
+    let server = server();
     for via in ["iter", "write", "mixed"] {
         let mut conn = server.connect();
-        conn.send(format!("GET /r?chunks=3&cl=10&via={via} HTTP/1.1\r\nHost: t\r\n\r\nGET /r HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        conn.send(format!("GET /respond?chunks=3&cl=10&via={via} HTTP/1.1\r\nHost: t\r\n\r\nGET /respond HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
         let resp = conn.read_response(false);
         assert!(resp.body.len() <= 10, "{via}: {} bytes", resp.body.len());
         assert!(conn.closes(), "{via}");
     }
-    assert_eq!(counters.wait_closed(counters.started()), counters.started());
+    assert_all_closed(&server);
 }
 
 #[test]
 fn rule6_exact_multi_chunk_body_keeps_the_connection() {
-    let (server, _) = server();
+    let server = server();
     let mut conn = server.connect();
     conn.send(
-        b"GET /r?chunks=3 HTTP/1.1\r\nHost: t\r\n\r\nGET /r?body=next HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /respond?chunks=3 HTTP/1.1\r\nHost: t\r\n\r\nGET /respond?body=next HTTP/1.1\r\nHost: t\r\n\r\n",
     );
     assert_eq!(conn.read_response(false).body, b"hellohellohello");
     assert_eq!(conn.read_response(false).body, b"next");
@@ -342,21 +342,21 @@ fn rule6_exact_multi_chunk_body_keeps_the_connection() {
 
 #[test]
 fn rule6_short_body_is_visible_truncation() {
-    let (server, counters) = server();
+    let server = server();
     let mut conn = server.connect();
-    conn.send(b"GET /r?chunks=2&cl=20&tag=short1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /respond?chunks=2&cl=20&tag=short1 HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = conn.read_response(false);
     assert_eq!(resp.status, 200);
     assert!(!resp.complete, "the client must see the body cut short");
     assert!(conn.closes());
     assert!(support::log_line_with(&["tag=short1", "short of its Content-Length"]).is_some());
-    assert_eq!(counters.wait_closed(1), 1);
+    assert_all_closed(&server);
 }
 
 #[test]
 fn rule6_declared_length_with_no_body_is_500() {
-    let (server, _) = server();
-    let resp = server.get("/r?body=&cl=5&tag=nobody");
+    let server = server();
+    let resp = server.get("/respond?body=&cl=5&tag=nobody");
     assert_eq!(resp.status, 500);
     assert!(
         support::log_line_with(&["tag=nobody", "declared Content-Length 5 but sent no body"])
@@ -366,7 +366,7 @@ fn rule6_declared_length_with_no_body_is_500() {
 
 #[test]
 fn rule6_unparsable_or_contradictory_length_is_500_before_anything_is_sent() {
-    let (server, _) = server();
+    let server = server();
     for (query, cause) in [
         ("cl=abc", "invalid Content-Length"),
         ("cl=-1", "invalid Content-Length"),
@@ -375,7 +375,7 @@ fn rule6_unparsable_or_contradictory_length_is_500_before_anything_is_sent() {
             "contradictory Content-Length",
         ),
     ] {
-        let target = format!("/r?{query}");
+        let target = format!("/respond?{query}");
         let resp = server.get(&target);
         assert_eq!(resp.status, 500, "{query}");
         assert!(resp.complete);
@@ -384,15 +384,15 @@ fn rule6_unparsable_or_contradictory_length_is_500_before_anything_is_sent() {
             "{query}"
         );
     }
-    let resp = server.get("/r?cl=5&header=Content-Length:5");
+    let resp = server.get("/respond?cl=5&header=Content-Length:5");
     assert_eq!((resp.status, resp.all("content-length")), (200, vec!["5"]));
 }
 
 #[test]
 fn rule6_no_stray_bytes_after_a_complete_response() {
-    let (server, _) = server();
+    let server = server();
     let mut conn = server.connect();
-    conn.send(b"GET /r?chunks=4&via=mixed HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /respond?chunks=4&via=mixed HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(conn.read_response(false).body.len(), 20);
     assert!(conn.pending_bytes(Duration::from_millis(200)).is_empty());
 }

@@ -36,8 +36,7 @@ async fn oneshot_runs_the_app() {
 
 #[tokio::test]
 async fn http2_responses_carry_no_connection_header_and_no_suppressed_body() {
-    let counters = support::Counters::default();
-    let svc = WsgiService::new(support::respond_app(counters.clone()));
+    let svc = WsgiService::new(support::conformance::app());
     let h2 = |target: &str, method: http::Method| {
         let mut req = get(target);
         *req.version_mut() = Version::HTTP_2;
@@ -46,15 +45,15 @@ async fn http2_responses_carry_no_connection_header_and_no_suppressed_body() {
     };
     let response = svc
         .clone()
-        .oneshot(h2("/r?cl=none", http::Method::GET))
+        .oneshot(h2("/respond?cl=none", http::Method::GET))
         .await
         .unwrap();
     assert!(response.headers().get("connection").is_none());
     assert_eq!(body_of(response).await, "hello");
     for (target, method) in [
-        ("/r", http::Method::HEAD),
-        ("/r?status=204%20No%20Content", http::Method::GET),
-        ("/r?status=304%20Not%20Modified", http::Method::GET),
+        ("/respond", http::Method::HEAD),
+        ("/respond?status=204%20No%20Content", http::Method::GET),
+        ("/respond?status=304%20Not%20Modified", http::Method::GET),
     ] {
         let response = svc.clone().oneshot(h2(target, method)).await.unwrap();
         assert!(
@@ -63,7 +62,8 @@ async fn http2_responses_carry_no_connection_header_and_no_suppressed_body() {
         );
         assert!(body_of(response).await.is_empty(), "{target}");
     }
-    assert_eq!(counters.wait_closed(4), 4);
+    let counters = body_of(svc.oneshot(get("/counters")).await.unwrap()).await;
+    assert_eq!(counters, r#"{"closed": 4, "started": 4}"#);
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Shared helpers: a real hyper server on a background runtime, a raw
 //! HTTP/1 client that shows framing and connection state, log capture, and
 //! bodies that count their `close()`.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,6 +15,11 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tower_service::Service;
 use tower_wsgi::{Body, BoxError, Server};
+
+#[path = "../../examples/conformance.rs"]
+pub mod conformance;
+
+pub(crate) use conformance::{one as param, query};
 
 /// A server running `service` on 127.0.0.1, stopped on drop.
 pub struct TestServer {
@@ -385,77 +390,22 @@ pub fn post(target: &str, body: &str, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Query parameters, percent-decoded (`+` is a space), in order.
-pub fn query(environ: &tower_wsgi::Environ) -> Vec<(String, String)> {
-    environ
-        .query_string()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-pub fn param(q: &[(String, String)], key: &str, default: &str) -> String {
-    q.iter()
-        .find(|(k, _)| k == key)
-        .map_or_else(|| default.to_owned(), |(_, v)| v.clone())
-}
-
-/// The conformance `/respond` route: `status`, `body`, `chunks`, `cl`
-/// (`auto`, `none` or a literal), `via` (`iter`, `write`, `mixed`,
-/// `empty-first`) and repeated `header=Name:Value`.
-pub fn respond_app(counters: Counters) -> impl tower_wsgi::App {
-    tower_wsgi::app_fn(move |environ, start_response| {
-        let q = query(&environ);
-        let status = param(&q, "status", "200 OK");
-        let chunk = param(&q, "body", "hello");
-        let count: usize = param(&q, "chunks", "1").parse()?;
-        let via = param(&q, "via", "iter");
-        let cl = param(&q, "cl", "auto");
-        let mut headers = vec![("Content-Type".to_owned(), "text/plain".to_owned())];
-        match cl.as_str() {
-            "auto" => headers.push((
-                "Content-Length".to_owned(),
-                (chunk.len() * count).to_string(),
-            )),
-            "none" => {}
-            literal => headers.push(("Content-Length".to_owned(), literal.to_owned())),
+/// Waits until every body the conformance app handed out is closed, and
+/// returns `(started, closed)` from its `/counters` route.
+pub fn counters_settle(server: &TestServer) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let resp = server.get("/counters");
+        let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        let (started, closed) = (
+            json["started"].as_u64().unwrap(),
+            json["closed"].as_u64().unwrap(),
+        );
+        if started == closed || Instant::now() > deadline {
+            return (started, closed);
         }
-        for (k, v) in &q {
-            if k == "header" {
-                let (name, value) = v.split_once(':').unwrap_or((v, ""));
-                headers.push((name.to_owned(), value.to_owned()));
-            }
-        }
-        let write = start_response.start(status, headers)?;
-        let chunks = vec![chunk; count];
-        let body = match via.as_str() {
-            "write" => {
-                for c in chunks {
-                    write.write(c)?;
-                }
-                Body::empty()
-            }
-            "mixed" => {
-                let mut rest = chunks.into_iter();
-                if let Some(first) = rest.next() {
-                    write.write(first)?;
-                }
-                Body::from_chunks(rest)
-            }
-            "empty-first" => Body::from_chunks(std::iter::once(String::new()).chain(chunks)),
-            _ => Body::from_chunks(chunks),
-        };
-        Ok(counters.track(body))
-    })
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The message of a panic payload.
