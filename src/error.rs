@@ -30,6 +30,8 @@ pub enum ErrorKind {
     InvalidContentLength,
     /// `start_response` was called a second time without `exc_info`.
     HeadersAlreadySet,
+    /// The application produced a body without a valid `start_response`.
+    StartResponseNotCalled,
     /// `start_response` was called with `exc_info` after the headers went out:
     /// the application's error is raised again (its [`source`](std::error::Error::source)).
     Reraised,

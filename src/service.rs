@@ -117,8 +117,7 @@ where
         }
 
         let limit_exceeded = Arc::new(AtomicBool::new(false));
-        let input = span
-            .in_scope(|| Input::with_limit(body, config.max_request_body, limit_exceeded.clone()));
+        let input = Input::with_limit(body, config.max_request_body, limit_exceeded.clone());
         let options = EnvironOptions {
             script_name: &config.script_name,
             url_scheme: config.url_scheme,

@@ -112,7 +112,7 @@ impl State {
     fn missing_start(&mut self) -> Error {
         self.fault.take().unwrap_or_else(|| {
             Error::new(
-                ErrorKind::InvalidStatus,
+                ErrorKind::StartResponseNotCalled,
                 "the application produced a body without calling start_response",
             )
         })
@@ -262,15 +262,8 @@ impl Exchange {
             Phase::Done => Err(Stop::Closed),
             Phase::Discarding => Ok(Sent::Discarded),
             Phase::Streaming { tx, remaining } => {
-                let chunk = match remaining {
-                    Some(remaining) => {
-                        match account(&mut st.held, &mut st.surplus, remaining, chunk) {
-                            Accounted::Pass(chunk) => chunk,
-                            Accounted::Held => return Ok(Sent::Accepted),
-                            Accounted::Surplus => return Err(Stop::Surplus),
-                        }
-                    }
-                    None => chunk,
+                let Some(chunk) = admit(&mut st.held, &mut st.surplus, remaining, chunk)? else {
+                    return Ok(Sent::Accepted);
                 };
                 let tx = tx.clone();
                 drop(guard);
@@ -288,15 +281,9 @@ impl Exchange {
                 BodyPlan::Stream { content_length } => {
                     st.committed = true;
                     let mut remaining = content_length;
-                    let chunk = match &mut remaining {
-                        Some(remaining) => {
-                            match account(&mut st.held, &mut st.surplus, remaining, chunk) {
-                                Accounted::Pass(chunk) => chunk,
-                                Accounted::Held => return Ok(Sent::Accepted),
-                                Accounted::Surplus => return Err(Stop::Surplus),
-                            }
-                        }
-                        None => chunk,
+                    let Some(chunk) = admit(&mut st.held, &mut st.surplus, &mut remaining, chunk)?
+                    else {
+                        return Ok(Sent::Accepted);
                     };
                     self.emit(st, vec![chunk], Then::Stream(remaining))?;
                     Ok(Sent::Accepted)
@@ -506,6 +493,24 @@ enum Then {
     End,
 }
 
+/// Counts a chunk against the declared length, if any: the chunk to send
+/// now, `None` when it is held back, or `Stop::Surplus`.
+fn admit(
+    held: &mut Option<Bytes>,
+    surplus: &mut bool,
+    remaining: &mut Option<u64>,
+    chunk: Bytes,
+) -> Result<Option<Bytes>, Stop> {
+    let Some(remaining) = remaining else {
+        return Ok(Some(chunk));
+    };
+    match account(held, surplus, remaining, chunk) {
+        Accounted::Pass(chunk) => Ok(Some(chunk)),
+        Accounted::Held => Ok(None),
+        Accounted::Surplus => Err(Stop::Surplus),
+    }
+}
+
 enum Accounted {
     Pass(Bytes),
     Held,
@@ -552,6 +557,12 @@ fn build(prepared: Prepared, body: ResponseBody) -> Response<ResponseBody> {
     }
     if prepared.http10 {
         *response.version_mut() = Version::HTTP_10;
+    }
+    // Stamped as the head goes out, not when start_response was called.
+    if !response.headers().contains_key(header::DATE) {
+        response
+            .headers_mut()
+            .insert(header::DATE, head::http_date());
     }
     response
 }

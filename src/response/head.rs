@@ -76,9 +76,6 @@ where
             headers.insert(header::SERVER, server.clone());
         }
     }
-    if !headers.contains_key(header::DATE) {
-        headers.insert(header::DATE, http_date());
-    }
 
     let body_allowed = !facts.is_head && code != 204 && code != 304;
     let plan = if body_allowed {
@@ -440,13 +437,13 @@ mod tests {
     }
 
     #[test]
-    fn server_and_date_are_added_once() {
+    fn server_is_added_once() {
         let p = prep("200 OK", &[], GET11).unwrap();
         assert!(p.headers[header::SERVER]
             .to_str()
             .unwrap()
             .starts_with("tower-wsgi"));
-        assert!(httpdate::parse_http_date(p.headers[header::DATE].to_str().unwrap()).is_ok());
+        assert!(httpdate::parse_http_date(http_date().to_str().unwrap()).is_ok());
         let p = prep(
             "200 OK",
             &[
