@@ -296,7 +296,8 @@ pub(crate) fn build(
     let (script_name, path_info) = split_script_name(options.script_name, &path)?;
     set("SCRIPT_NAME", script_name.to_owned());
     set("PATH_INFO", path_info.to_owned());
-    set("QUERY_STRING", uri.query().unwrap_or("").to_owned());
+    // Raw bytes past ASCII reach us as UTF-8 `str`s: back to one char per byte.
+    set("QUERY_STRING", latin1(uri.query().unwrap_or("").as_bytes()));
 
     let absolute_form = parts.version != Version::HTTP_2 && uri.scheme().is_some();
     let raw_target = if absolute_form {
@@ -306,6 +307,7 @@ pub(crate) fn build(
             .map_or("/", |pq| pq.as_str())
             .to_owned()
     };
+    let raw_target = latin1(raw_target.as_bytes());
     set("REQUEST_URI", raw_target.clone());
     set("RAW_URI", raw_target);
     set("SERVER_PROTOCOL", protocol(parts.version).to_owned());
@@ -486,6 +488,20 @@ mod tests {
         assert_eq!(env.path_info(), "/caf\u{c3}\u{a9}/\u{ff}/x");
         assert_eq!(env.query_string(), "q=%20a");
         assert_eq!(env.get("REQUEST_URI"), Some("/caf%C3%A9/%FF%2Fx?q=%20a"));
+    }
+
+    #[test]
+    fn raw_non_ascii_target_bytes_are_one_char_each() {
+        let uri =
+            http::Uri::from_maybe_shared(bytes::Bytes::from_static(b"/caf\xc3\xa9?q=\xc3\xa9"))
+                .expect("http accepts raw non-ASCII target bytes, as hyper does");
+        let env = environ_of(Request::get(uri).body(()).unwrap(), &options()).unwrap();
+        assert_eq!(env.path_info(), "/caf\u{c3}\u{a9}");
+        assert_eq!(env.query_string(), "q=\u{c3}\u{a9}");
+        assert_eq!(
+            env.get("REQUEST_URI"),
+            Some("/caf\u{c3}\u{a9}?q=\u{c3}\u{a9}")
+        );
     }
 
     #[test]

@@ -254,6 +254,18 @@ fn compared_cases() -> Vec<Case> {
             b"POST /input?mode=echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
         ),
         get("input, no body", b"POST /input HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"),
+        get(
+            "input, n=K leaves the rest unread",
+            b"POST /input?mode=n=3 HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\nConnection: close\r\n\r\nabcdef",
+        ),
+        get(
+            "input, none read",
+            b"POST /input?mode=none HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\nConnection: close\r\n\r\nabcdef",
+        ),
+        get(
+            "input, chunked, n=K",
+            b"POST /input?mode=n=4 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n6\r\nabcdef\r\n0\r\n\r\n",
+        ),
         get("error before start_response", b"GET /error?when=before HTTP/1.1\r\nHost: t\r\n\r\n"),
         get("error after start_response", b"GET /error?when=after-start HTTP/1.1\r\nHost: t\r\n\r\n"),
         get("error in close", b"GET /error?when=in-close HTTP/1.1\r\nHost: t\r\n\r\n"),
@@ -488,6 +500,22 @@ fn own_answers(ours: SocketAddr) -> Vec<String> {
         env.get("HTTP_X_SPOOF").is_none(),
         format!("{env}"),
     );
+
+    // Raw non-ASCII bytes in the target: one char per byte (Werkzeug decodes twice).
+    let (resp, _) = one(
+        b"GET /environ?q=\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n",
+        false,
+    );
+    let env: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+    check(
+        "raw non-ASCII query",
+        env["QUERY_STRING"] == "q=\u{c3}\u{a9}",
+        format!("{env}"),
+    );
+
+    // `//x` is kept (Python 3.11's http.server collapses it to `/x`).
+    let (resp, _) = one(b"GET //environ HTTP/1.1\r\nHost: t\r\n\r\n", false);
+    check("double slash kept", resp.status == 404, format!("{resp:?}"));
 
     // An unread body never becomes a request.
     let (resp, mut conn) = one(b"POST /input?mode=none HTTP/1.1\r\nHost: t\r\nContent-Length: 40\r\n\r\nGET /start-twice HTTP/1.1\r\nHost: t\r\n\r\n", false);

@@ -1,0 +1,67 @@
+//! `Server`: graceful shutdown lets in-flight requests finish, closes their
+//! bodies, and refuses new connections; client addresses reach the environ.
+#![deny(warnings)]
+
+mod support;
+
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_wsgi::{app_fn, Body, Server, WsgiService};
+
+#[test]
+fn graceful_shutdown_finishes_in_flight_requests() {
+    support::capture_logs();
+    let closes = Arc::new(AtomicUsize::new(0));
+    let c = closes.clone();
+    let app = WsgiService::new(app_fn(move |environ, start_response| {
+        if environ.path_info() == "/slow" {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        start_response.start("200 OK", [("Content-Length", "4")])?;
+        let c = c.clone();
+        Ok(Body::from("done").on_close(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }))
+    }));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(Server::bind("127.0.0.1:0")).unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = std::thread::spawn(move || {
+        runtime.block_on(server.serve_with_shutdown(app, async {
+            let _ = stop_rx.await;
+        }))
+    });
+
+    let mut idle = support::Conn::open(addr);
+    idle.send(b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(idle.read_response(false).body, b"done");
+
+    let mut slow = support::Conn::open(addr);
+    slow.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    stop_tx.send(()).unwrap();
+
+    let resp = slow.read_response(false);
+    assert_eq!(
+        (resp.status, resp.body.as_slice()),
+        (200, &b"done"[..]),
+        "the in-flight request finished"
+    );
+    assert_eq!(
+        resp.header("connection"),
+        Some("close"),
+        "and was told the connection ends"
+    );
+    assert!(idle.closes(), "idle keep-alive connections are closed");
+    serving.join().unwrap().unwrap();
+    assert_eq!(closes.load(Ordering::SeqCst), 2);
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
+        "new connections are refused"
+    );
+}
