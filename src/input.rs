@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::io::{self, BufRead, Read};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -38,7 +38,30 @@ struct Source {
     runtime: Option<tokio::runtime::Handle>,
     received: u64,
     limit: Option<u64>,
-    limit_exceeded: Arc<AtomicBool>,
+    fault: Arc<BodyFault>,
+}
+
+/// What went wrong with the request body, so that an application that gives
+/// up because of it is answered 413 or 400 rather than 500.
+#[derive(Debug, Default)]
+pub(crate) struct BodyFault(AtomicU8);
+
+impl BodyFault {
+    const TOO_LARGE: u8 = 1;
+    const BROKEN: u8 = 2;
+
+    fn set(&self, fault: u8) {
+        self.0.store(fault, Ordering::Release);
+    }
+
+    /// The status to answer with, if the body failed.
+    pub(crate) fn status(&self) -> Option<http::StatusCode> {
+        match self.0.load(Ordering::Acquire) {
+            Self::TOO_LARGE => Some(http::StatusCode::PAYLOAD_TOO_LARGE),
+            Self::BROKEN => Some(http::StatusCode::BAD_REQUEST),
+            _ => None,
+        }
+    }
 }
 
 impl Input {
@@ -52,14 +75,10 @@ impl Input {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        Self::with_limit(body, None, Arc::new(AtomicBool::new(false)))
+        Self::with_limit(body, None, Arc::default())
     }
 
-    pub(crate) fn with_limit<B>(
-        body: B,
-        limit: Option<u64>,
-        limit_exceeded: Arc<AtomicBool>,
-    ) -> Self
+    pub(crate) fn with_limit<B>(body: B, limit: Option<u64>, fault: Arc<BodyFault>) -> Self
     where
         B: HttpBody + Send + 'static,
         B::Data: Send,
@@ -74,7 +93,7 @@ impl Input {
                 runtime: tokio::runtime::Handle::try_current().ok(),
                 received: 0,
                 limit,
-                limit_exceeded,
+                fault,
             }),
             buffered: Bytes::new(),
         }
@@ -135,7 +154,10 @@ impl Source {
             };
             match next {
                 None => return Ok(None),
-                Some(Err(error)) => return Err(body_error(error)),
+                Some(Err(error)) => {
+                    self.fault.set(BodyFault::BROKEN);
+                    return Err(body_error(error));
+                }
                 Some(Ok(frame)) => {
                     // Trailers carry no body bytes; WSGI has no place for them.
                     let Ok(data) = frame.into_data() else {
@@ -147,7 +169,7 @@ impl Source {
                     self.received += data.len() as u64;
                     if let Some(limit) = self.limit {
                         if self.received > limit {
-                            self.limit_exceeded.store(true, Ordering::Release);
+                            self.fault.set(BodyFault::TOO_LARGE);
                             return Err(io::Error::new(
                                 io::ErrorKind::InvalidData,
                                 format!("request body exceeds the limit of {limit} bytes"),
@@ -292,7 +314,7 @@ mod tests {
 
     #[test]
     fn limit_is_an_invalid_data_error_and_flagged() {
-        let flag = Arc::new(AtomicBool::new(false));
+        let flag = Arc::new(BodyFault::default());
         let mut input = Input::with_limit(
             Full::new(Bytes::from_static(b"0123456789")),
             Some(4),
@@ -300,6 +322,6 @@ mod tests {
         );
         let err = input.read_all().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(flag.load(Ordering::Acquire));
+        assert_eq!(flag.status(), Some(http::StatusCode::PAYLOAD_TOO_LARGE));
     }
 }

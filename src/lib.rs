@@ -98,7 +98,7 @@
 //! | request header names with `_` | merged with their `-` twin (`X_User` spoofs `X-User`) | dropped ([`Builder::keep_underscore_headers`] keeps them) |
 //! | `PATH_INFO` with invalid UTF-8 (`%FF`) | U+FFFD's UTF-8 bytes: lossy | the byte itself (`\u{ff}`): lossless, as PEP 3333 and gunicorn |
 //! | `//x` in the path | collapsed to `/x` by Python 3.11's `http.server` | kept: `PATH_INFO` is `//x` |
-//! | raw (unescaped) non-ASCII bytes in the request target | decoded twice: `?q=\xc3\xa9` gives `QUERY_STRING` `q=Ã\x83Â©` | one char per byte, lossless: `q=Ã©` |
+//! | raw (unescaped) non-ASCII bytes in the request target | decoded twice: `?q=\xc3\xa9` gives `QUERY_STRING` `q=Ã\x83Â©` | one char per byte, lossless (`q=Ã©`); raw bytes that are not UTF-8 are rejected by hyper with 400 |
 //! | interleaved repeated headers (`A`, `B`, `A`) | in the order given | grouped by name (`A`, `A`, `B`): hyper writes a `HeaderMap`. RFC 9110 section 5.3 makes only the order of same-name lines significant, and that is kept |
 //! | no `Content-Length` | `Connection: close`, close-delimited body | `Connection: close` with a chunked body on HTTP/1.1 (the end is visible); close-delimited on HTTP/1.0 |
 //! | `Server` | `Werkzeug/1.0.1 Python/3.x` | `tower-wsgi/VERSION`, configurable ([`Builder::server_header`]) |

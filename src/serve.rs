@@ -168,7 +168,7 @@ impl Server {
             let conn = graceful.watch(conn.into_owned());
             tokio::spawn(async move {
                 if let Err(error) = conn.await {
-                    tracing::debug!(%remote, error = %error, "connection ended with an error");
+                    log_connection_error(remote, &*error);
                 }
             });
         }
@@ -189,6 +189,22 @@ impl fmt::Debug for Server {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("grace_period", &self.grace_period)
             .finish()
+    }
+}
+
+/// Requests hyper rejected itself (400, 414, 431) get a line naming the cause;
+/// clients that simply went away do not.
+fn log_connection_error(remote: SocketAddr, error: &(dyn std::error::Error + 'static)) {
+    match error.downcast_ref::<hyper::Error>() {
+        Some(e) if e.is_parse() || e.is_parse_too_large() => {
+            tracing::warn!(%remote, error = %crate::error::chain(e), "rejected a malformed request");
+        }
+        Some(e) if e.is_timeout() => {
+            tracing::info!(%remote, "closed a connection that sent no request in time");
+        }
+        _ => {
+            tracing::debug!(%remote, error = %crate::error::chain(error), "connection ended with an error")
+        }
     }
 }
 

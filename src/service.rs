@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -15,7 +14,7 @@ use crate::config::Config;
 use crate::dispatch;
 use crate::environ::{self, EnvironError, EnvironOptions};
 use crate::error::BoxError;
-use crate::input::Input;
+use crate::input::{BodyFault, Input};
 use crate::pool::Pool;
 use crate::response::head::RequestFacts;
 use crate::response::{simple_response, Exchange, ResponseBody, ResponseFuture};
@@ -116,8 +115,8 @@ where
             }
         }
 
-        let limit_exceeded = Arc::new(AtomicBool::new(false));
-        let input = Input::with_limit(body, config.max_request_body, limit_exceeded.clone());
+        let body_fault = Arc::new(BodyFault::default());
+        let input = Input::with_limit(body, config.max_request_body, body_fault.clone());
         let options = EnvironOptions {
             script_name: &config.script_name,
             url_scheme: config.url_scheme,
@@ -137,7 +136,7 @@ where
             version: parts.version,
         };
         let (reply, rx) = oneshot::channel();
-        let exchange = Arc::new(Exchange::new(reply, facts, config.clone(), limit_exceeded));
+        let exchange = Arc::new(Exchange::new(reply, facts, config.clone(), body_fault));
         let app = self.app.clone();
         let job_span = span.clone();
         let submitted = self.pool.submit(Box::new(move || {

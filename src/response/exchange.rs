@@ -3,7 +3,6 @@
 //! every failure turns into the right thing on the wire (RULES.md 5 to 11).
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -14,6 +13,7 @@ use super::body::{Frame, ResponseBody};
 use super::head::{self, BodyPlan, Prepared, RequestFacts};
 use crate::config::Config;
 use crate::error::{self, BoxError, Error, ErrorKind};
+use crate::input::BodyFault;
 
 /// What the response future receives.
 pub(crate) enum Outcome {
@@ -143,7 +143,7 @@ pub(crate) struct Exchange {
     state: Mutex<State>,
     facts: RequestFacts,
     config: Arc<Config>,
-    body_limit_exceeded: Arc<AtomicBool>,
+    body_fault: Arc<BodyFault>,
 }
 
 impl Exchange {
@@ -151,7 +151,7 @@ impl Exchange {
         reply: oneshot::Sender<Outcome>,
         facts: RequestFacts,
         config: Arc<Config>,
-        body_limit_exceeded: Arc<AtomicBool>,
+        body_fault: Arc<BodyFault>,
     ) -> Self {
         Self {
             state: Mutex::new(State {
@@ -165,7 +165,7 @@ impl Exchange {
             }),
             facts,
             config,
-            body_limit_exceeded,
+            body_fault,
         }
     }
 
@@ -361,12 +361,14 @@ impl Exchange {
         let cause = failure.describe();
         match std::mem::replace(&mut st.phase, Phase::Done) {
             Phase::Before(reply) => {
-                let outcome = if self.body_limit_exceeded.load(Ordering::Acquire) {
+                let outcome = if let Some(status) = self.body_fault.status() {
                     tracing::warn!(
                         cause,
-                        "request body over the configured limit; answering 413"
+                        status = status.as_u16(),
+                        "the request body failed (over the limit, or broken by the client); \
+                         answering {status}"
                     );
-                    Outcome::Response(simple_response(StatusCode::PAYLOAD_TOO_LARGE, &self.config))
+                    Outcome::Response(simple_response(status, &self.config))
                 } else if self.config.passthrough_errors {
                     tracing::error!(
                         cause,
