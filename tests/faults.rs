@@ -26,17 +26,18 @@ impl Probe {
     fn closes(&self) -> usize {
         self.closes.load(Ordering::SeqCst)
     }
+}
 
-    fn wait(&self, what: &AtomicUsize, n: usize) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while what.load(Ordering::SeqCst) < n {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+/// Waits up to five seconds for `what` to reach `n`.
+fn wait_for(what: &AtomicUsize, n: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while what.load(Ordering::SeqCst) < n {
+        if Instant::now() > deadline {
+            return false;
         }
-        true
+        std::thread::sleep(Duration::from_millis(5));
     }
+    true
 }
 
 struct Faulty {
@@ -197,7 +198,7 @@ fn app_failures_at_every_point() {
             if status == 500 {
                 assert_eq!(resp.framing, Framing::Length, "{target}");
             }
-            assert!(probe.wait(&probe.closes, before + closes), "{target}");
+            assert!(wait_for(&probe.closes, before + closes), "{target}");
             assert_eq!(
                 probe.closes(),
                 before + closes,
@@ -221,7 +222,7 @@ fn client_leaves_before_the_headers() {
     std::thread::sleep(Duration::from_millis(50));
     drop(conn);
     assert!(
-        probe.wait(&probe.closes, 1),
+        wait_for(&probe.closes, 1),
         "close() ran after the client left"
     );
     assert!(support::log_line_with(&["/sleep", "client disconnected"]).is_some());
@@ -242,7 +243,7 @@ fn client_leaves_mid_body() {
     (&mut conn.stream()).read_exact(&mut some).unwrap();
     drop(conn);
     assert!(
-        probe.wait(&probe.closes, 1),
+        wait_for(&probe.closes, 1),
         "close() ran after the client left"
     );
     assert_serving(&server);
@@ -256,7 +257,7 @@ fn client_leaves_mid_upload() {
     conn.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\npartial upload");
     std::thread::sleep(Duration::from_millis(100));
     drop(conn);
-    assert!(probe.wait(&probe.returned, 1), "the app returned");
+    assert!(wait_for(&probe.returned, 1), "the app returned");
     let errors = probe.input_errors.lock().unwrap().clone();
     assert_eq!(errors.len(), 1, "wsgi.input failed: {errors:?}");
     assert_serving(&server);
@@ -273,7 +274,7 @@ fn client_leaves_while_the_server_waits_for_100_continue() {
     let interim = conn.read_response(false);
     assert_eq!(interim.status, 100);
     drop(conn);
-    assert!(probe.wait(&probe.returned, 1), "the app returned");
+    assert!(wait_for(&probe.returned, 1), "the app returned");
     assert_eq!(probe.input_errors.lock().unwrap().len(), 1);
     assert_serving(&server);
 }
