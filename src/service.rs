@@ -95,6 +95,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let config = &self.config;
         let (parts, body) = req.into_parts();
+        let is_head = environ::is_head(&parts.method);
         let span = tracing::info_span!("wsgi", method = %parts.method, uri = %parts.uri);
 
         if let (Some(limit), Some(declared)) =
@@ -111,6 +112,7 @@ where
                 return ResponseFuture::ready(simple_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     config,
+                    is_head,
                 ));
             }
         }
@@ -127,12 +129,16 @@ where
             Ok(environ) => environ,
             Err(EnvironError::NotMounted) => {
                 span.in_scope(|| tracing::debug!(script_name = %config.script_name, "path outside SCRIPT_NAME; answering 404"));
-                return ResponseFuture::ready(simple_response(StatusCode::NOT_FOUND, config));
+                return ResponseFuture::ready(simple_response(
+                    StatusCode::NOT_FOUND,
+                    config,
+                    is_head,
+                ));
             }
         };
 
         let facts = RequestFacts {
-            is_head: environ::is_head(&parts.method),
+            is_head,
             version: parts.version,
         };
         let (reply, rx) = oneshot::channel();
@@ -147,7 +153,8 @@ where
             Ok(()) => ResponseFuture::waiting(rx),
             Err(refused) => {
                 span.in_scope(|| tracing::warn!(?refused, "application pool full; answering 503"));
-                let mut response = simple_response(StatusCode::SERVICE_UNAVAILABLE, config);
+                let mut response =
+                    simple_response(StatusCode::SERVICE_UNAVAILABLE, config, is_head);
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

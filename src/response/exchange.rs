@@ -368,7 +368,7 @@ impl Exchange {
                         "the request body failed (over the limit, or broken by the client); \
                          answering {status}"
                     );
-                    Outcome::Response(simple_response(status, &self.config))
+                    Outcome::Response(simple_response(status, &self.config, self.facts.is_head))
                 } else if self.config.passthrough_errors {
                     tracing::error!(
                         cause,
@@ -383,7 +383,7 @@ impl Exchange {
                         cause,
                         "application error before the response started; answering 500"
                     );
-                    Outcome::Response(internal_error(&self.config))
+                    Outcome::Response(internal_error(&self.config, self.facts.is_head))
                 };
                 if reply.send(outcome).is_err() {
                     tracing::debug!("the client was gone before the error response");
@@ -577,41 +577,54 @@ const INTERNAL_ERROR_PAGE: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 
 Either the server is overloaded or there is an error in the application.</p>\n";
 
 /// The 500 answer for an application error before the headers went out.
-pub(crate) fn internal_error(config: &Config) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::full(Bytes::from_static(
-        INTERNAL_ERROR_PAGE.as_bytes(),
-    )));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+pub(crate) fn internal_error(config: &Config, is_head: bool) -> Response<ResponseBody> {
+    let mut response = own_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/html; charset=utf-8",
+        Bytes::from_static(INTERNAL_ERROR_PAGE.as_bytes()),
+        config,
+        is_head,
+    );
     // Werkzeug's status line for it, on HTTP/1: `500 INTERNAL SERVER ERROR`.
     response
         .extensions_mut()
         .insert(hyper::ext::ReasonPhrase::from_static(
             b"INTERNAL SERVER ERROR",
         ));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(INTERNAL_ERROR_PAGE.len()),
-    );
-    add_server_and_date(headers, config);
     response
 }
 
 /// A short plain-text answer the crate gives on its own (404, 413, 503).
-pub(crate) fn simple_response(status: StatusCode, config: &Config) -> Response<ResponseBody> {
+pub(crate) fn simple_response(
+    status: StatusCode,
+    config: &Config,
+    is_head: bool,
+) -> Response<ResponseBody> {
     let text = status.canonical_reason().unwrap_or("Error");
-    let mut response = Response::new(ResponseBody::full(Bytes::from(format!("{text}\n"))));
+    let body = Bytes::from(format!("{text}\n"));
+    own_response(status, "text/plain; charset=utf-8", body, config, is_head)
+}
+
+/// A response of the crate's own, under the same rules as an app's: a
+/// `Content-Length`, `Server` and `Date`, and no body bytes for HEAD.
+fn own_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+    config: &Config,
+    is_head: bool,
+) -> Response<ResponseBody> {
+    let length = body.len();
+    let body = if is_head {
+        ResponseBody::empty(false)
+    } else {
+        ResponseBody::full(body)
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len() + 1));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     add_server_and_date(headers, config);
     response
 }
