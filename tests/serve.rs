@@ -65,3 +65,34 @@ fn graceful_shutdown_finishes_in_flight_requests() {
         "new connections are refused"
     );
 }
+
+#[test]
+fn header_read_timeout_drops_clients_that_never_finish_their_headers() {
+    support::capture_logs();
+    let app = WsgiService::new(app_fn(|_environ, start_response| {
+        start_response.start("200 OK", [("Content-Length", "2")])?;
+        Ok("ok".into())
+    }));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(Server::bind("127.0.0.1:0")).unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = std::thread::spawn(move || {
+        let server = server.header_read_timeout(Duration::from_millis(300));
+        runtime.block_on(server.serve_with_shutdown(app, async {
+            let _ = stop_rx.await;
+        }))
+    });
+    let mut slow = support::Conn::open(addr);
+    slow.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+    let started = std::time::Instant::now();
+    // hyper answers 408 and closes once the timeout passes.
+    let resp = slow.try_read_response(false);
+    assert!(resp.as_ref().is_none_or(|r| r.status == 408), "{resp:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the slow client was not dropped"
+    );
+    stop_tx.send(()).unwrap();
+    serving.join().unwrap().unwrap();
+}
