@@ -364,6 +364,10 @@ fn own_answers(ours: SocketAddr) -> Vec<String> {
         let resp = conn.read_response(head);
         (resp, conn)
     };
+    let environ_json = |request: &'static [u8]| -> serde_json::Value {
+        let (resp, _) = one(request, false);
+        serde_json::from_slice(&resp.body).unwrap_or_default()
+    };
     let still_usable = |conn: &mut Conn| {
         conn.send(b"GET /respond?body=next HTTP/1.1\r\nHost: t\r\n\r\n");
         conn.try_read_response(false)
@@ -485,11 +489,9 @@ fn own_answers(ours: SocketAddr) -> Vec<String> {
     );
 
     // RULES.md 12 decides where Werkzeug 1.0.1 differs in the environ.
-    let (resp, _) = one(
+    let env = environ_json(
         b"GET /environ HTTP/1.1\r\nHost: t\r\nCookie: a=1\r\nCookie: b=2\r\nX_Spoof: 1\r\n\r\n",
-        false,
     );
-    let env: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
     check(
         "cookie crumbs joined with '; '",
         env["HTTP_COOKIE"] == "a=1; b=2",
@@ -502,11 +504,7 @@ fn own_answers(ours: SocketAddr) -> Vec<String> {
     );
 
     // Raw non-ASCII bytes in the target: one char per byte (Werkzeug decodes twice).
-    let (resp, _) = one(
-        b"GET /environ?q=\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n",
-        false,
-    );
-    let env: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+    let env = environ_json(b"GET /environ?q=\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n");
     check(
         "raw non-ASCII query",
         env["QUERY_STRING"] == "q=\u{c3}\u{a9}",

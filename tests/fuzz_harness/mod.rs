@@ -61,6 +61,25 @@ async fn drain(response: Response<ResponseBody>) -> (http::response::Parts, Vec<
     }
 }
 
+/// Runs one request and checks the answer: its head, its body, and whether
+/// the body ended cleanly.
+fn answer(
+    service: Service,
+    request: Request<Full<Bytes>>,
+    head: bool,
+    version: Version,
+) -> (http::response::Parts, Vec<u8>, bool) {
+    runtime().block_on(async move {
+        let response = service
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|e: Infallible| match e {});
+        let (parts, body, ended) = drain(response).await;
+        check_response(&parts, &body, ended, head, version);
+        (parts, body, ended)
+    })
+}
+
 /// Invariants every response of the crate keeps, whatever the app did.
 fn check_response(
     parts: &http::response::Parts,
@@ -169,15 +188,7 @@ pub fn status_and_headers(data: &[u8]) {
     request
         .extensions_mut()
         .insert(Bytes::copy_from_slice(data));
-    let service = service.clone();
-    runtime().block_on(async move {
-        let response = service
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|e: Infallible| match e {});
-        let (parts, body, ended) = drain(response).await;
-        check_response(&parts, &body, ended, false, Version::HTTP_11);
-    });
+    answer(service.clone(), request, false, Version::HTTP_11);
 }
 
 /// The app's behaviour, decoded from fuzz bytes.
@@ -435,18 +446,10 @@ pub fn response_rules(data: &[u8]) {
         *request.method_mut() = http::Method::HEAD;
     }
     request.extensions_mut().insert(case.clone());
-    let service = scripted_service(drop_hop);
-    runtime().block_on(async move {
-        let response = service
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|e: Infallible| match e {});
-        let (parts, body, ended) = drain(response).await;
-        check_response(&parts, &body, ended, head, version);
-        if parts.status.is_success() && !head && ended && clean {
-            assert!(body.len() <= total, "more bytes than the app produced");
-        }
-    });
+    let (parts, body, ended) = answer(scripted_service(drop_hop), request, head, version);
+    if parts.status.is_success() && !head && ended && clean {
+        assert!(body.len() <= total, "more bytes than the app produced");
+    }
     // With `write`, a head (HEAD, 204, 304) can go out while the app still
     // runs; its body is closed once it returns. Otherwise close() came first.
     let settled = || {
