@@ -50,8 +50,11 @@ impl BodyFault {
     const TOO_LARGE: u8 = 1;
     const BROKEN: u8 = 2;
 
+    /// Records `fault` unless one was recorded already: the first one decides.
     fn set(&self, fault: u8) {
-        self.0.store(fault, Ordering::Release);
+        let _ = self
+            .0
+            .compare_exchange(0, fault, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// The status to answer with, if the body failed.
@@ -147,6 +150,10 @@ impl Input {
 
 impl Source {
     fn next_data(&mut self) -> io::Result<Option<Bytes>> {
+        if let Some(limit) = self.limit.filter(|&limit| self.received > limit) {
+            // Past the limit nothing more of the body is read.
+            return Err(over_limit(limit));
+        }
         loop {
             let next = {
                 let _context = self.runtime.as_ref().map(|rt| rt.enter());
@@ -170,10 +177,7 @@ impl Source {
                     if let Some(limit) = self.limit {
                         if self.received > limit {
                             self.fault.set(BodyFault::TOO_LARGE);
-                            return Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                format!("request body exceeds the limit of {limit} bytes"),
-                            ));
+                            return Err(over_limit(limit));
                         }
                     }
                     return Ok(Some(data));
@@ -181,6 +185,13 @@ impl Source {
             }
         }
     }
+}
+
+fn over_limit(limit: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("request body exceeds the limit of {limit} bytes"),
+    )
 }
 
 /// Turns a body error into the `io::Error` it wraps, keeping its kind
@@ -322,6 +333,13 @@ mod tests {
         );
         let err = input.read_all().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(flag.status(), Some(http::StatusCode::PAYLOAD_TOO_LARGE));
+        // The limit is final, and a later fault does not change the verdict.
+        assert_eq!(
+            input.read_all().unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        flag.set(BodyFault::BROKEN);
         assert_eq!(flag.status(), Some(http::StatusCode::PAYLOAD_TOO_LARGE));
     }
 }
