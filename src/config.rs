@@ -48,6 +48,7 @@ pub(crate) struct Config {
     pub(crate) max_threads: usize,
     pub(crate) max_queue: usize,
     pub(crate) response_buffer: usize,
+    pub(crate) inline: bool,
 }
 
 /// The default `Server` token: `tower-wsgi/VERSION`.
@@ -68,6 +69,7 @@ impl Default for Config {
             max_threads: 64,
             max_queue: 256,
             response_buffer: 4,
+            inline: false,
         }
     }
 }
@@ -86,6 +88,7 @@ impl fmt::Debug for Config {
             .field("max_threads", &self.max_threads)
             .field("max_queue", &self.max_queue)
             .field("response_buffer", &self.response_buffer)
+            .field("inline", &self.inline)
             .finish()
     }
 }
@@ -234,6 +237,39 @@ impl Builder {
     pub fn response_buffer(mut self, chunks: usize) -> Self {
         assert!(chunks > 0, "response_buffer must be at least 1");
         self.config.response_buffer = chunks;
+        self
+    }
+
+    /// Inline dispatch, for applications that never block (default off).
+    ///
+    /// The application runs on the async worker that received the request,
+    /// with no hand-off to a pool thread: the fastest path, for code that
+    /// only computes (no I/O, no sleeping, no locks held for long). A blocked
+    /// worker stalls every connection it serves, so anything else belongs on
+    /// the pool, the default. Even inline:
+    ///
+    /// - requests with a body run on the pool, since reading `wsgi.input` waits
+    ///   for the client;
+    /// - a body longer than the response buffer moves to a pool thread when the
+    ///   buffer fills, so a slow client never blocks the worker;
+    /// - `write` never waits: past the response buffer, before the
+    ///   application returns, it fails with
+    ///   [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock).
+    ///
+    /// ```
+    /// use tower_wsgi::{Body, BoxError, Builder, Environ, StartResponse};
+    ///
+    /// fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    ///     start_response.start("200 OK", [("Content-Length", "5")])?;
+    ///     Ok("hello".into())
+    /// }
+    ///
+    /// let service = Builder::new().inline(true).build(hello);
+    /// # drop(service);
+    /// ```
+    #[must_use]
+    pub fn inline(mut self, inline: bool) -> Self {
+        self.config.inline = inline;
         self
     }
 

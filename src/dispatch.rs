@@ -5,6 +5,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::app::App;
 use crate::body::Body;
 use crate::environ::Environ;
@@ -12,12 +14,43 @@ use crate::error;
 use crate::response::{Exchange, Failure, Sent, Source, Stop};
 use crate::start_response::StartResponse;
 
-pub(crate) fn run<A: App + ?Sized>(app: &A, environ: Environ, exchange: &Arc<Exchange>) {
+/// The rest of a response whose next chunk must wait for the client:
+/// inline dispatch hands it to a pool thread ([`resume`]).
+pub(crate) struct Blocked {
+    body: Body,
+    chunk: Bytes,
+}
+
+/// Runs the application and its body; `Some` only when running inline and
+/// the body has to wait for the client.
+pub(crate) fn run<A: App + ?Sized>(
+    app: &A,
+    environ: Environ,
+    exchange: &Arc<Exchange>,
+) -> Option<Blocked> {
     let start_response = StartResponse::new(exchange.clone());
     match catch_unwind(AssertUnwindSafe(|| app.call(environ, start_response))) {
         Ok(Ok(body)) => drive(body, exchange),
-        Ok(Err(error)) => exchange.fail(Failure::Error(error)),
-        Err(panic) => exchange.fail(Failure::Panic(panic)),
+        Ok(Err(error)) => {
+            exchange.fail(Failure::Error(error));
+            None
+        }
+        Err(panic) => {
+            exchange.fail(Failure::Panic(panic));
+            None
+        }
+    }
+}
+
+/// Goes on with a blocked inline response, on a pool thread.
+pub(crate) fn resume(blocked: Blocked, exchange: &Exchange) {
+    exchange.set_inline(false);
+    let Blocked { body, chunk } = blocked;
+    match exchange.resume(chunk) {
+        Ok(_) => {
+            let _never_blocks = drive(body, exchange);
+        }
+        Err(stop) => end(body, End::Stopped(stop), exchange),
     }
 }
 
@@ -27,20 +60,27 @@ enum End {
     Failed(Failure),
 }
 
-fn drive(mut body: Body, exchange: &Exchange) {
-    let end = loop {
+fn drive(mut body: Body, exchange: &Exchange) -> Option<Blocked> {
+    let ended = loop {
         match catch_unwind(AssertUnwindSafe(|| body.next())) {
             Ok(None) => break End::Finished,
             Ok(Some(Ok(chunk))) => match exchange.send(chunk, Source::Iterable) {
                 Ok(Sent::Accepted) => {}
                 // HEAD, 204, 304: the rest of the body would be thrown away.
                 Ok(Sent::Discarded) => break End::Finished,
+                Err(Stop::WouldBlock(chunk)) => return Some(Blocked { body, chunk }),
                 Err(stop) => break End::Stopped(stop),
             },
             Ok(Some(Err(error))) => break End::Failed(Failure::Error(error)),
             Err(panic) => break End::Failed(Failure::Panic(panic)),
         }
     };
+    end(body, ended, exchange);
+    None
+}
+
+/// Closes the body, then ends the response as `ended` says.
+fn end(mut body: Body, ended: End, exchange: &Exchange) {
     // close() comes before the response ends, so a client that sees the end
     // of one response knows its body was closed.
     match catch_unwind(AssertUnwindSafe(|| body.close())) {
@@ -52,7 +92,7 @@ fn drive(mut body: Body, exchange: &Exchange) {
             tracing::error!(panic = %error::panic_message(&*panic), "response body close() panicked")
         }
     }
-    let stop = match end {
+    let stop = match ended {
         End::Finished => match exchange.finish() {
             Ok(()) => return,
             Err(stop) => stop,
@@ -67,7 +107,7 @@ fn drive(mut body: Body, exchange: &Exchange) {
         Stop::Surplus => {
             let _ = exchange.finish();
         }
-        Stop::Closed => {}
+        Stop::Closed | Stop::WouldBlock(_) => {}
         Stop::App(error) => exchange.fail(Failure::Error(error.into())),
     }
 }

@@ -39,6 +39,9 @@ pub enum ErrorKind {
     ClientDisconnected,
     /// The response was already aborted or finished.
     ResponseClosed,
+    /// Inline dispatch ([`Builder::inline`](crate::Builder::inline)): `write`
+    /// found the response buffer full, and waiting would block an async worker.
+    WouldBlock,
 }
 
 impl Error {

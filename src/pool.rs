@@ -1,17 +1,32 @@
 //! A bounded pool of application threads: threads start on demand up to a
 //! maximum, idle ones end after a while, and a full queue refuses work.
+//!
+//! Growth is eager only up to the number of cores. Past that a job waits in
+//! the queue, and a new thread starts only when no queued job has started
+//! for [`GROW_AFTER`]: applications that compute are served by a few hot
+//! threads (each extra one costs context switches, and a busy machine makes
+//! every queue wait, so waiting alone is no sign of blocking), while
+//! applications that block still get a thread per blocked request within a
+//! fraction of a millisecond.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
 /// How long an idle thread waits for work before it ends.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an idle thread watches the queue before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// How long queued jobs wait with none starting before the pool adds a thread.
+const GROW_AFTER: Duration = Duration::from_micros(500);
 
 pub(crate) struct Pool {
     shared: Arc<Shared>,
@@ -19,15 +34,29 @@ pub(crate) struct Pool {
 
 struct Shared {
     state: Mutex<State>,
+    /// Idle threads sleep here.
     work: Condvar,
+    /// The monitor sleeps here.
+    stalled: Condvar,
+    /// `queue.len()`, readable without the lock by spinning threads.
+    queued: AtomicUsize,
     max_threads: usize,
     max_queue: usize,
+    /// Threads started at once, without waiting: one per core.
+    eager_threads: usize,
 }
 
 struct State {
-    queue: VecDeque<Job>,
+    queue: VecDeque<(Instant, Job)>,
     threads: usize,
+    /// Threads without a job: spinning, or asleep on `work`.
     idle: usize,
+    /// Idle threads asleep on `work`: only they need a notification.
+    sleeping: usize,
+    /// The thread that adds workers when the queue stalls is running.
+    monitor: bool,
+    /// When a thread last took a job from the queue.
+    last_start: Instant,
     shutdown: bool,
 }
 
@@ -42,46 +71,68 @@ pub(crate) enum Refused {
 
 impl Pool {
     pub(crate) fn new(max_threads: usize, max_queue: usize) -> Self {
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     queue: VecDeque::new(),
                     threads: 0,
                     idle: 0,
+                    sleeping: 0,
+                    monitor: false,
+                    last_start: Instant::now(),
                     shutdown: false,
                 }),
                 work: Condvar::new(),
+                stalled: Condvar::new(),
+                queued: AtomicUsize::new(0),
                 max_threads,
                 max_queue,
+                eager_threads: cores.min(max_threads),
             }),
         }
     }
 
     /// Runs `job` on a pool thread, or refuses it without blocking.
     pub(crate) fn submit(&self, job: Job) -> Result<(), Refused> {
-        let mut st = self.shared.lock();
+        let shared = &self.shared;
+        let mut st = shared.lock();
         if st.idle > st.queue.len() {
-            st.queue.push_back(job);
+            shared.enqueue(&mut st, job);
+            // Spinning threads look at the queue before they sleep; waking a
+            // sleeper (a system call) is needed only when they are too few.
+            let spinning = st.idle - st.sleeping;
+            let wake = st.queue.len() > spinning;
             drop(st);
-            self.shared.work.notify_one();
-            return Ok(());
-        }
-        if st.threads < self.shared.max_threads {
-            st.threads += 1;
-            drop(st);
-            let shared = self.shared.clone();
-            let spawned = thread::Builder::new()
-                .name("tower-wsgi-app".to_owned())
-                .spawn(move || worker(&shared, job));
-            if let Err(error) = spawned {
-                tracing::error!(%error, "could not start an application thread");
-                self.shared.lock().threads -= 1;
-                return Err(Refused::Spawn);
+            if wake {
+                shared.work.notify_one();
             }
             return Ok(());
         }
-        if st.queue.len() < self.shared.max_queue {
-            st.queue.push_back(job);
+        let can_grow = st.threads < shared.max_threads;
+        if can_grow && (st.threads < shared.eager_threads || st.queue.len() >= shared.max_queue) {
+            st.threads += 1;
+            drop(st);
+            return spawn_worker(shared, Some(job));
+        }
+        if st.queue.len() < shared.max_queue {
+            shared.enqueue(&mut st, job);
+            if can_grow && !st.monitor {
+                st.monitor = true;
+                drop(st);
+                let monitor_shared = shared.clone();
+                let spawned = thread::Builder::new()
+                    .name("tower-wsgi-pool".to_owned())
+                    .spawn(move || monitor(&monitor_shared));
+                if let Err(error) = spawned {
+                    // Queued jobs still run as threads free up.
+                    tracing::warn!(%error, "could not start the pool monitor");
+                    shared.lock().monitor = false;
+                }
+            } else if can_grow {
+                drop(st);
+                shared.stalled.notify_one();
+            }
             return Ok(());
         }
         Err(Refused::Full)
@@ -99,6 +150,7 @@ impl Drop for Pool {
         // Queued jobs still run; then the threads end.
         self.shared.lock().shutdown = true;
         self.shared.work.notify_all();
+        self.shared.stalled.notify_all();
     }
 }
 
@@ -108,13 +160,41 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn enqueue(&self, st: &mut State, job: Job) {
+        st.queue.push_back((Instant::now(), job));
+        self.queued.store(st.queue.len(), Ordering::Release);
+    }
+
+    fn dequeue(&self, st: &mut State) -> Option<Job> {
+        let (_, job) = st.queue.pop_front()?;
+        self.queued.store(st.queue.len(), Ordering::Release);
+        st.last_start = Instant::now();
+        Some(job)
+    }
 }
 
-fn worker(shared: &Shared, first: Job) {
-    run(first);
+/// Starts a worker; the caller counted it in `threads` already.
+fn spawn_worker(shared: &Arc<Shared>, first: Option<Job>) -> Result<(), Refused> {
+    let worker_shared = shared.clone();
+    let spawned = thread::Builder::new()
+        .name("tower-wsgi-app".to_owned())
+        .spawn(move || worker(&worker_shared, first));
+    if let Err(error) = spawned {
+        tracing::error!(%error, "could not start an application thread");
+        shared.lock().threads -= 1;
+        return Err(Refused::Spawn);
+    }
+    Ok(())
+}
+
+fn worker(shared: &Shared, first: Option<Job>) {
+    if let Some(job) = first {
+        run(job);
+    }
     let mut st = shared.lock();
     loop {
-        if let Some(job) = st.queue.pop_front() {
+        if let Some(job) = shared.dequeue(&mut st) {
             drop(st);
             run(job);
             st = shared.lock();
@@ -124,17 +204,79 @@ fn worker(shared: &Shared, first: Job) {
             break;
         }
         st.idle += 1;
+        drop(st);
+        let found = spin_for_work(shared);
+        st = shared.lock();
+        if found || !st.queue.is_empty() || st.shutdown {
+            st.idle -= 1;
+            continue;
+        }
+        st.sleeping += 1;
         let (next, timeout) = shared
             .work
             .wait_timeout(st, IDLE_TIMEOUT)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         st = next;
+        st.sleeping -= 1;
         st.idle -= 1;
         if timeout.timed_out() && st.queue.is_empty() {
             break;
         }
     }
     st.threads -= 1;
+}
+
+/// Watches the queue for a moment before the thread goes to sleep: under
+/// load the next job comes within microseconds, and a sleeping thread costs
+/// a system call to wake and a context switch to resume.
+fn spin_for_work(shared: &Shared) -> bool {
+    let started = Instant::now();
+    loop {
+        if shared.queued.load(Ordering::Acquire) > 0 {
+            return true;
+        }
+        if started.elapsed() > SPIN {
+            return false;
+        }
+        // Yield rather than burn: on a busy machine the thread that will
+        // submit the next job may need this core.
+        thread::yield_now();
+    }
+}
+
+/// Adds a thread whenever jobs wait and none has started for
+/// [`GROW_AFTER`]: every thread is blocked. Ends when the queue stays empty
+/// for [`IDLE_TIMEOUT`].
+fn monitor(shared: &Arc<Shared>) {
+    let mut st = shared.lock();
+    while !st.shutdown {
+        let stalled_for = match st.queue.front() {
+            Some((queued_at, _)) => Some(queued_at.max(&st.last_start).elapsed()),
+            None => None,
+        };
+        let wait = match stalled_for {
+            None => IDLE_TIMEOUT,
+            Some(stalled) if stalled < GROW_AFTER => GROW_AFTER - stalled,
+            Some(_) if st.idle == 0 && st.threads < shared.max_threads => {
+                st.threads += 1;
+                let job = shared.dequeue(&mut st);
+                drop(st);
+                let _ = spawn_worker(shared, job);
+                st = shared.lock();
+                continue;
+            }
+            Some(_) => GROW_AFTER,
+        };
+        let (next, timeout) = shared
+            .stalled
+            .wait_timeout(st, wait)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        st = next;
+        if stalled_for.is_none() && timeout.timed_out() && st.queue.is_empty() {
+            break;
+        }
+    }
+    st.monitor = false;
 }
 
 fn run(job: Job) {

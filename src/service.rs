@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use tokio::sync::oneshot;
 use tower_service::Service;
@@ -17,7 +18,7 @@ use crate::error::BoxError;
 use crate::input::{BodyFault, Input};
 use crate::pool::Pool;
 use crate::response::head::RequestFacts;
-use crate::response::{simple_response, Exchange, ResponseBody, ResponseFuture};
+use crate::response::{simple_response, Exchange, Failure, ResponseBody, ResponseFuture};
 
 /// A WSGI-shaped [`App`] as a tower [`Service`].
 ///
@@ -117,37 +118,52 @@ where
             }
         }
 
+        // Inline, a request body would be read on the worker it waits for.
+        let inline = config.inline && body.is_end_stream();
         let body_fault = Arc::new(BodyFault::default());
-        let input = Input::with_limit(body, config.max_request_body, body_fault.clone());
-        let options = EnvironOptions {
-            script_name: &config.script_name,
-            url_scheme: config.url_scheme,
-            server_software: &config.server_software,
-            keep_underscore_headers: config.keep_underscore_headers,
+        let input = if inline {
+            Input::from_bytes(Bytes::new())
+        } else {
+            Input::with_limit(body, config.max_request_body, body_fault.clone())
         };
-        let environ = match environ::build(&parts, input, &options) {
-            Ok(environ) => environ,
-            Err(EnvironError::NotMounted) => {
-                span.in_scope(|| tracing::debug!(script_name = %config.script_name, "path outside SCRIPT_NAME; answering 404"));
-                return ResponseFuture::ready(simple_response(
-                    StatusCode::NOT_FOUND,
-                    config,
-                    is_head,
-                ));
-            }
-        };
-
         let facts = RequestFacts {
             is_head,
             version: parts.version,
         };
         let (reply, rx) = oneshot::channel();
         let exchange = Arc::new(Exchange::new(reply, facts, config.clone(), body_fault));
+        let request = Accepted {
+            parts,
+            input,
+            exchange,
+        };
+        if inline {
+            request.exchange.set_inline(true);
+            let exchange = request.exchange.clone();
+            let blocked = span.in_scope(|| request.run(&*self.app));
+            if let Some(blocked) = blocked {
+                let job_span = span.clone();
+                let job_exchange = exchange.clone();
+                let submitted = self.pool.submit(Box::new(move || {
+                    let _entered = job_span.enter();
+                    dispatch::resume(blocked, &job_exchange);
+                }));
+                if let Err(refused) = submitted {
+                    span.in_scope(|| {
+                        tracing::error!(?refused, "application pool full: cannot go on with an inline response that waits for the client; aborting it");
+                        exchange.fail(Failure::Error("application pool full".into()));
+                    });
+                }
+            }
+            return ResponseFuture::waiting(rx);
+        }
         let app = self.app.clone();
         let job_span = span.clone();
+        // The environ is built on the application thread, which also frees
+        // it: less work on the async worker, no allocator traffic between threads.
         let submitted = self.pool.submit(Box::new(move || {
             let _entered = job_span.enter();
-            dispatch::run(&*app, environ, &exchange);
+            let _never_blocks = request.run(&*app);
         }));
         match submitted {
             Ok(()) => ResponseFuture::waiting(rx),
@@ -159,6 +175,36 @@ where
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 ResponseFuture::ready(response)
+            }
+        }
+    }
+}
+
+/// A request admitted to the application, not yet turned into an environ.
+struct Accepted {
+    parts: http::request::Parts,
+    input: Input,
+    exchange: Arc<Exchange>,
+}
+
+impl Accepted {
+    /// Builds the environ and runs the application (see [`dispatch::run`]).
+    fn run<A: App + ?Sized>(self, app: &A) -> Option<dispatch::Blocked> {
+        let config = self.exchange.config();
+        let options = EnvironOptions {
+            script_name: &config.script_name,
+            url_scheme: config.url_scheme,
+            server_software: &config.server_software,
+            keep_underscore_headers: config.keep_underscore_headers,
+        };
+        match environ::build(&self.parts, self.input, &options) {
+            Ok(environ) => dispatch::run(app, environ, &self.exchange),
+            Err(EnvironError::NotMounted) => {
+                tracing::debug!(script_name = %config.script_name, "path outside SCRIPT_NAME; answering 404");
+                let is_head = environ::is_head(&self.parts.method);
+                self.exchange
+                    .answer(simple_response(StatusCode::NOT_FOUND, config, is_head));
+                None
             }
         }
     }

@@ -24,6 +24,12 @@ pub struct ResponseBody {
 
 enum Kind {
     Full(Option<Bytes>),
+    /// At most one chunk, of a length no header declares: the size stays
+    /// unknown to hyper, and the end shows only once polled.
+    Once {
+        data: Option<Bytes>,
+        ended: bool,
+    },
     /// No body bytes. `end_stream: false` keeps a 304's `Content-Length`
     /// on HTTP/1 (hyper drops it for a body that says it has ended).
     Empty {
@@ -43,6 +49,15 @@ impl ResponseBody {
         Self {
             kind: Kind::Full(Some(data)),
         }
+    }
+
+    /// The whole body, known when the head goes out.
+    pub(crate) fn once(data: Option<Bytes>, content_length: Option<u64>) -> Self {
+        let kind = match content_length {
+            Some(_) => Kind::Full(data),
+            None => Kind::Once { data, ended: false },
+        };
+        Self { kind }
     }
 
     pub(crate) fn empty(keep_open: bool) -> Self {
@@ -75,6 +90,13 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<HttpFrame<Bytes>, BoxError>>> {
         match &mut self.get_mut().kind {
             Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(HttpFrame::data(d)))),
+            Kind::Once { data, ended } => match data.take() {
+                Some(data) => Poll::Ready(Some(Ok(HttpFrame::data(data)))),
+                None => {
+                    *ended = true;
+                    Poll::Ready(None)
+                }
+            },
             Kind::Empty { .. } => Poll::Ready(None),
             Kind::Stream {
                 rx,
@@ -118,6 +140,7 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(data) => data.is_none(),
+            Kind::Once { ended, .. } => *ended,
             Kind::Empty { end_stream } => *end_stream,
             Kind::Stream { ended, .. } => *ended,
         }
@@ -126,6 +149,7 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Once { .. } => SizeHint::default(),
             Kind::Empty { end_stream: true } => SizeHint::with_exact(0),
             Kind::Empty { end_stream: false } => SizeHint::default(),
             Kind::Stream { remaining, .. } => {
@@ -139,6 +163,7 @@ impl fmt::Debug for ResponseBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Full(_) => "Full",
+            Kind::Once { .. } => "Once",
             Kind::Empty { .. } => "Empty",
             Kind::Stream { .. } => "Stream",
         };

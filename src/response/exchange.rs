@@ -3,10 +3,12 @@
 //! every failure turns into the right thing on the wire (RULES.md 5 to 11).
 
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode, Version};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::body::{Frame, ResponseBody};
@@ -33,6 +35,9 @@ pub(crate) enum Stop {
     Closed,
     /// The application misused `start_response`: an application error.
     App(Error),
+    /// Inline dispatch: the response buffer is full, and waiting for the
+    /// client would block an async worker. The chunk was counted, not sent.
+    WouldBlock(Bytes),
 }
 
 /// What became of a chunk that was accepted.
@@ -144,6 +149,8 @@ pub(crate) struct Exchange {
     facts: RequestFacts,
     config: Arc<Config>,
     body_fault: Arc<BodyFault>,
+    /// Running on an async worker (inline dispatch): never block.
+    inline: AtomicBool,
 }
 
 impl Exchange {
@@ -166,7 +173,30 @@ impl Exchange {
             facts,
             config,
             body_fault,
+            inline: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the application as running on an async worker (`true`) or on
+    /// a pool thread (`false`), where waiting for the client is allowed.
+    pub(crate) fn set_inline(&self, inline: bool) {
+        self.inline.store(inline, Ordering::Release);
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Answers with a response of the crate's own, before the application ran.
+    pub(crate) fn answer(&self, response: Response<ResponseBody>) {
+        let mut st = self.lock();
+        if let Phase::Before(reply) = std::mem::replace(&mut st.phase, Phase::Done) {
+            let _ = reply.send(Outcome::Response(response));
+        }
+    }
+
+    fn is_inline(&self) -> bool {
+        self.inline.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -240,6 +270,11 @@ impl Exchange {
                 "the response already ended",
             )),
             Err(Stop::App(err)) => Err(err),
+            Err(Stop::WouldBlock(_)) => Err(Error::new(
+                ErrorKind::WouldBlock,
+                "write() found the response buffer full while the application runs inline; \
+                 use blocking dispatch for applications that write large bodies",
+            )),
         }
     }
 
@@ -285,7 +320,7 @@ impl Exchange {
                     else {
                         return Ok(Sent::Accepted);
                     };
-                    self.emit(st, vec![chunk], Then::Stream(remaining))?;
+                    self.emit(st, Some(chunk), Then::Stream(remaining))?;
                     Ok(Sent::Accepted)
                 }
             },
@@ -306,7 +341,7 @@ impl Exchange {
                 match st.plan()? {
                     BodyPlan::Suppressed { .. } => st.emit_without_body(),
                     BodyPlan::Stream { content_length } => match st.held.take() {
-                        Some(held) => self.emit(st, vec![held], Then::End)?,
+                        Some(held) => self.emit(st, Some(held), Then::End)?,
                         None => match content_length {
                             Some(declared) if declared > 0 => {
                                 return Err(Stop::App(Error::new(
@@ -316,7 +351,7 @@ impl Exchange {
                                     ),
                                 )))
                             }
-                            _ => self.emit(st, Vec::new(), Then::End)?,
+                            _ => self.emit(st, None, Then::End)?,
                         },
                     },
                 }
@@ -333,7 +368,7 @@ impl Exchange {
                 match (held, remaining) {
                     (Some(held), _) => {
                         // It completes the declared length; the stream then ends.
-                        let _ = self.push(&tx, held);
+                        self.send_last(tx, Ok(held));
                     }
                     (None, Some(missing)) if missing > 0 => {
                         tracing::error!(
@@ -341,7 +376,7 @@ impl Exchange {
                             "the application's body ended {missing} bytes short of its Content-Length; \
                              aborting the response"
                         );
-                        let _ = tx.blocking_send(Err(short_body_error(missing)));
+                        self.send_last(tx, Err(short_body_error(missing)));
                     }
                     _ => {}
                 }
@@ -395,7 +430,7 @@ impl Exchange {
                     cause,
                     "application error after the response started; aborting the response"
                 );
-                let _ = tx.blocking_send(Err(cause.into()));
+                self.send_last(tx, Err(cause.into()));
             }
             Phase::Gone => {
                 st.phase = Phase::Gone;
@@ -433,7 +468,7 @@ impl Exchange {
                 if let Some(prepared) = st.prepared.as_mut() {
                     prepared.close_connection(self.facts);
                 }
-                let _ = self.emit(st, vec![held], Then::End);
+                let _ = self.emit(st, Some(held), Then::End);
             }
             Phase::Streaming { tx, .. } => {
                 st.held = None;
@@ -442,15 +477,17 @@ impl Exchange {
                     declared,
                     "the application's body is longer than its Content-Length; aborting the response"
                 );
-                let _ =
-                    tx.blocking_send(Err("response body longer than its Content-Length".into()));
+                self.send_last(
+                    tx,
+                    Err("response body longer than its Content-Length".into()),
+                );
             }
             other => st.phase = other,
         }
     }
 
-    /// Sends the head with `chunks` queued behind it.
-    fn emit(&self, st: &mut State, chunks: Vec<Bytes>, then: Then) -> Result<(), Stop> {
+    /// Sends the head, with `first` as the start of the body.
+    fn emit(&self, st: &mut State, first: Option<Bytes>, then: Then) -> Result<(), Stop> {
         let Phase::Before(reply) = std::mem::replace(&mut st.phase, Phase::Done) else {
             return Err(Stop::Closed);
         };
@@ -461,29 +498,80 @@ impl Exchange {
             BodyPlan::Stream { content_length } => content_length,
             BodyPlan::Suppressed { .. } => None,
         };
-        let (tx, rx) = mpsc::channel(self.config.response_buffer.max(chunks.len()));
-        for chunk in chunks {
-            // Capacity covers every initial chunk.
-            let _ = tx.try_send(Ok(chunk));
-        }
-        let response = build(prepared, ResponseBody::stream(rx, content_length));
-        if reply.send(Outcome::Response(response)).is_err() {
+        let (body, streaming) = match then {
+            // The whole body is known: no channel to the application thread.
+            Then::End => (ResponseBody::once(first, content_length), None),
+            Then::Stream(remaining) => {
+                let (tx, rx) = mpsc::channel(self.config.response_buffer);
+                if let Some(first) = first {
+                    // A new channel has room for one.
+                    let _ = tx.try_send(Ok(first));
+                }
+                (
+                    ResponseBody::stream(rx, content_length),
+                    Some((tx, remaining)),
+                )
+            }
+        };
+        if reply
+            .send(Outcome::Response(build(prepared, body)))
+            .is_err()
+        {
             st.phase = Phase::Gone;
             return Err(Stop::ClientGone);
         }
-        if let Then::Stream(remaining) = then {
+        if let Some((tx, remaining)) = streaming {
             st.phase = Phase::Streaming { tx, remaining };
         }
         Ok(())
     }
 
     fn push(&self, tx: &mpsc::Sender<Frame>, chunk: Bytes) -> Result<Sent, Stop> {
-        if tx.blocking_send(Ok(chunk)).is_ok() {
+        let sent = if self.is_inline() {
+            match tx.try_send(Ok(chunk)) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(Ok(chunk))) => return Err(Stop::WouldBlock(chunk)),
+                Err(_) => Err(()),
+            }
+        } else {
+            tx.blocking_send(Ok(chunk)).map_err(drop)
+        };
+        if sent.is_ok() {
             return Ok(Sent::Accepted);
         }
         let mut st = self.lock();
         st.phase = Phase::Gone;
         Err(Stop::ClientGone)
+    }
+
+    /// Sends a chunk that `send` counted but could not deliver inline
+    /// (`Stop::WouldBlock`); the caller is now on a pool thread.
+    pub(crate) fn resume(&self, chunk: Bytes) -> Result<Sent, Stop> {
+        let tx = match &self.lock().phase {
+            Phase::Streaming { tx, .. } => tx.clone(),
+            Phase::Gone => return Err(Stop::ClientGone),
+            _ => return Err(Stop::Closed),
+        };
+        self.push(&tx, chunk)
+    }
+
+    /// Sends the frame that ends the body. Inline, a full buffer hands it
+    /// to a task, since nothing can follow it.
+    fn send_last(&self, tx: mpsc::Sender<Frame>, frame: Frame) {
+        if !self.is_inline() {
+            let _ = tx.blocking_send(frame);
+            return;
+        }
+        if let Err(TrySendError::Full(frame)) = tx.try_send(frame) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        let _ = tx.send(frame).await;
+                    });
+                }
+                Err(_) => tracing::error!("no runtime to finish an inline response on"),
+            }
+        }
     }
 }
 
