@@ -119,6 +119,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod app;
+#[cfg(feature = "axum")]
+mod axum;
 mod body;
 mod config;
 mod dispatch;
