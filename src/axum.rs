@@ -113,7 +113,11 @@ mod tests {
             ("/other/x", "/app", None),
         ];
         for (path, pattern, expected) in cases {
-            assert_eq!(prefix_len(path, pattern), expected, "{path} under {pattern}");
+            assert_eq!(
+                prefix_len(path, pattern),
+                expected,
+                "{path} under {pattern}"
+            );
         }
     }
 }

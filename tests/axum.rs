@@ -50,11 +50,12 @@ impl AxumServer {
             thread: Some(thread),
         }
     }
+}
 
-    fn send(&self, conn: &mut Conn, method: &str, target: &str) -> Resp {
-        conn.send(format!("{method} {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
-        conn.read_response(method == "HEAD")
-    }
+/// One request on `conn`, read back in full.
+fn request(conn: &mut Conn, method: &str, target: &str) -> Resp {
+    conn.send(format!("{method} {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+    conn.read_response(method == "HEAD")
 }
 
 impl Drop for AxumServer {
@@ -115,10 +116,7 @@ fn echo_router() -> Router {
             "/combo",
             Builder::new().script_name("/v1").build(echo_app()),
         )
-        .nest(
-            "/outer",
-            Router::new().nest_service("/inner", echo.clone()),
-        )
+        .nest("/outer", Router::new().nest_service("/inner", echo.clone()))
         .nest(
             "/fb",
             Router::new()
@@ -157,7 +155,7 @@ fn script_name_and_path_info_come_from_the_original_uri_and_the_nest_pattern() {
     ];
     for (target, script_name, path_info, query) in cases {
         let mut conn = Conn::open(server.addr);
-        let resp = server.send(&mut conn, "GET", target);
+        let resp = request(&mut conn, "GET", target);
         assert_eq!(resp.status, 200, "{target}");
         let env: Value = serde_json::from_slice(&resp.body).unwrap();
         assert_eq!(env["SCRIPT_NAME"], script_name, "{target}");
@@ -171,7 +169,7 @@ fn script_name_and_path_info_come_from_the_original_uri_and_the_nest_pattern() {
 fn a_configured_script_name_is_matched_below_the_nest() {
     let server = AxumServer::start(echo_router());
     let mut conn = Conn::open(server.addr);
-    let resp = server.send(&mut conn, "GET", "/combo/x");
+    let resp = request(&mut conn, "GET", "/combo/x");
     assert_eq!(resp.status, 404);
 }
 
@@ -180,11 +178,11 @@ fn axum_handlers_next_to_the_legacy_app_still_answer() {
     let server = AxumServer::start(echo_router());
     let mut conn = Conn::open(server.addr);
     assert_eq!(
-        server.send(&mut conn, "GET", "/ported").body_str(),
+        request(&mut conn, "GET", "/ported").body_str(),
         "ported handler"
     );
     assert_eq!(
-        server.send(&mut conn, "GET", "/fb/handled").body_str(),
+        request(&mut conn, "GET", "/fb/handled").body_str(),
         "nested handler"
     );
 }
@@ -192,11 +190,17 @@ fn axum_handlers_next_to_the_legacy_app_still_answer() {
 #[test]
 fn connect_info_gives_remote_addr_and_port_under_every_mount() {
     let server = AxumServer::start(echo_router());
-    for target in ["/exact", "/app/x", "/api/v1/x", "/outer/inner/x", "/fb/x", "/nowhere"] {
+    for target in [
+        "/exact",
+        "/app/x",
+        "/api/v1/x",
+        "/outer/inner/x",
+        "/fb/x",
+        "/nowhere",
+    ] {
         let mut conn = Conn::open(server.addr);
         let client = conn.stream().local_addr().unwrap();
-        let env: Value =
-            serde_json::from_slice(&server.send(&mut conn, "GET", target).body).unwrap();
+        let env: Value = serde_json::from_slice(&request(&mut conn, "GET", target).body).unwrap();
         assert_eq!(env["REMOTE_ADDR"], client.ip().to_string(), "{target}");
         assert_eq!(env["REMOTE_PORT"], client.port().to_string(), "{target}");
     }
@@ -206,7 +210,7 @@ fn connect_info_gives_remote_addr_and_port_under_every_mount() {
 fn the_crates_own_remote_addr_wins_over_connect_info() {
     let server = AxumServer::start(echo_router());
     let mut conn = Conn::open(server.addr);
-    let env: Value = serde_json::from_slice(&server.send(&mut conn, "GET", "/pinned").body).unwrap();
+    let env: Value = serde_json::from_slice(&request(&mut conn, "GET", "/pinned").body).unwrap();
     assert_eq!(env["REMOTE_ADDR"], "10.9.8.7");
     assert_eq!(env["REMOTE_PORT"], "6543");
 }
@@ -227,12 +231,7 @@ fn conformance_router() -> Router {
 }
 
 /// One target per mount kind: route_service, nest_service, nested fallback, fallback.
-const RESPOND_TARGETS: [&str; 4] = [
-    "/respond",
-    "/legacy/respond",
-    "/fb/respond",
-    "/stream",
-];
+const RESPOND_TARGETS: [&str; 4] = ["/respond", "/legacy/respond", "/fb/respond", "/stream"];
 
 #[test]
 fn head_sends_no_body_through_every_mount() {
@@ -244,12 +243,20 @@ fn head_sends_no_body_through_every_mount() {
             format!("{target}?body=hello")
         };
         let mut conn = Conn::open(server.addr);
-        let head = server.send(&mut conn, "HEAD", &target);
+        let head = request(&mut conn, "HEAD", &target);
         assert_eq!(head.status, 200, "{target}");
-        let expected_length = if target.starts_with("/stream") { "10" } else { "5" };
-        assert_eq!(head.header("content-length"), Some(expected_length), "{target}");
+        let expected_length = if target.starts_with("/stream") {
+            "10"
+        } else {
+            "5"
+        };
+        assert_eq!(
+            head.header("content-length"),
+            Some(expected_length),
+            "{target}"
+        );
         // A body byte after the HEAD response would be read as this status line.
-        let next = server.send(&mut conn, "GET", &target);
+        let next = request(&mut conn, "GET", &target);
         assert_eq!(next.status, 200, "{target}");
         assert_eq!(next.body.len().to_string(), expected_length, "{target}");
     }
@@ -265,7 +272,7 @@ fn no_content_length_means_connection_close_through_every_mount() {
             format!("{target}?body=abc&chunks=2&cl=none")
         };
         let mut conn = Conn::open(server.addr);
-        let resp = server.send(&mut conn, "GET", &target);
+        let resp = request(&mut conn, "GET", &target);
         assert_eq!(resp.status, 200, "{target}");
         assert_eq!(resp.header("connection"), Some("close"), "{target}");
         assert!(resp.complete, "{target}");
@@ -279,7 +286,7 @@ fn server_and_date_appear_once_through_every_mount() {
     let server = AxumServer::start(conformance_router());
     for target in RESPOND_TARGETS {
         let mut conn = Conn::open(server.addr);
-        let resp = server.send(&mut conn, "GET", target);
+        let resp = request(&mut conn, "GET", target);
         assert_eq!(resp.status, 200, "{target}");
         assert_eq!(resp.all("server").len(), 1, "{target}: {:?}", resp.headers);
         assert!(resp.all("server")[0].starts_with("tower-wsgi/"), "{target}");

@@ -45,7 +45,9 @@ fn trace_layer_passes_requests_and_responses_unchanged_and_emits_spans() {
     assert_eq!(echoed.body_str(), "request body, echoed");
     assert_eq!(echoed.header("content-length"), Some("20"));
 
-    conn.send(b"GET /respond?body=ab&chunks=3&cl=none&trace=streamed HTTP/1.1\r\nHost: test\r\n\r\n");
+    conn.send(
+        b"GET /respond?body=ab&chunks=3&cl=none&trace=streamed HTTP/1.1\r\nHost: test\r\n\r\n",
+    );
     let streamed = conn.read_response(false);
     assert_eq!(streamed.body_str(), "ababab");
     assert_eq!(streamed.framing, Framing::Chunked);
@@ -60,8 +62,13 @@ fn trace_layer_passes_requests_and_responses_unchanged_and_emits_spans() {
             "no request span for {marker}"
         );
         assert!(
-            log_line_with(&["request{", marker, "finished processing request", "status=200"])
-                .is_some(),
+            log_line_with(&[
+                "request{",
+                marker,
+                "finished processing request",
+                "status=200"
+            ])
+            .is_some(),
             "no response event for {marker}"
         );
     }
@@ -211,7 +218,10 @@ fn body_limit_on_a_chunked_body_read_through_wsgi_input_is_a_400() {
     assert_eq!(resp.status, 400);
     assert!(resp.complete);
     assert_eq!(resp.header("connection"), Some("close"));
-    assert!(conn.closes(), "the unread rest of the body must not be served");
+    assert!(
+        conn.closes(),
+        "the unread rest of the body must not be served"
+    );
     assert!(
         log_line_with(&["limit=chunked", "length limit exceeded"]).is_some(),
         "the cause is not logged"
@@ -254,5 +264,9 @@ fn concurrency_limit_with_load_shed_answers_503_while_full() {
     busy.send(b"hello");
     let done = busy.read_response(false);
     assert_eq!((done.status, done.body_str().as_str()), (200, "5"));
-    assert_eq!(server.get("/counters").status, 200, "the slot was not freed");
+    assert_eq!(
+        server.get("/counters").status,
+        200,
+        "the slot was not freed"
+    );
 }
