@@ -118,6 +118,10 @@ fn echo_router() -> Router {
         )
         .nest("/outer", Router::new().nest_service("/inner", echo.clone()))
         .nest(
+            "/nested",
+            Router::new().route_service("/exact", echo.clone()),
+        )
+        .nest(
             "/fb",
             Router::new()
                 .route("/handled", get(|| async { "nested handler" }))
@@ -148,6 +152,10 @@ fn script_name_and_path_info_come_from_the_original_uri_and_the_nest_pattern() {
         ("/combo/v1/x", "/combo/v1", "/x", ""),
         ("/combo/v1", "/combo/v1", "", ""),
         ("/fb/anything/else?k=v", "/fb", "/anything/else", "k=v"),
+        ("/fb", "/fb", "", ""),
+        // axum routes `/fb/` to the outer fallback, not the nested one.
+        ("/fb/", "", "/fb/", ""),
+        ("/nested/exact", "/nested", "/exact", ""),
         ("/exact", "", "/exact", ""),
         ("/appx", "", "/appx", ""),
         ("/", "", "/", ""),
