@@ -191,6 +191,10 @@ impl Builder {
     /// Mounts the application under `prefix`: `SCRIPT_NAME` is the prefix,
     /// `PATH_INFO` the rest; requests outside it are answered 404.
     /// A trailing `/` is ignored; `""` or `"/"` mounts at the root.
+    ///
+    /// Under axum's `nest_service` (feature `axum`) the prefix is matched
+    /// below the nest: nested at `/api` with script name `/v1`, `/api/v1/x`
+    /// gives `SCRIPT_NAME=/api/v1`, `PATH_INFO=/x`, and `/api/x` is a 404.
     #[must_use]
     pub fn script_name(mut self, prefix: &str) -> Self {
         prefix

@@ -283,7 +283,7 @@ pub(crate) fn build(
     input: Input,
     options: &EnvironOptions<'_>,
 ) -> Result<Environ, EnvironError> {
-    let uri = &parts.uri;
+    let (uri, mount_len) = target(parts);
     let mut vars = BTreeMap::new();
     let mut set = |key: &str, value: String| {
         vars.insert(key.to_owned(), value);
@@ -291,10 +291,10 @@ pub(crate) fn build(
 
     set("REQUEST_METHOD", parts.method.as_str().to_owned());
 
-    let path =
-        latin1(&percent_encoding::percent_decode(uri.path().as_bytes()).collect::<Vec<u8>>());
+    let (mount, below_mount) = uri.path().split_at(mount_len);
+    let path = decoded(below_mount);
     let (script_name, path_info) = split_script_name(options.script_name, &path)?;
-    set("SCRIPT_NAME", script_name.to_owned());
+    set("SCRIPT_NAME", decoded(mount) + script_name);
     set("PATH_INFO", path_info.to_owned());
     // Raw bytes past ASCII reach us as UTF-8 `str`s: back to one char per byte.
     set("QUERY_STRING", latin1(uri.query().unwrap_or("").as_bytes()));
@@ -314,7 +314,7 @@ pub(crate) fn build(
     set("SERVER_SOFTWARE", options.server_software.to_owned());
     set("wsgi.url_scheme", options.url_scheme.to_owned());
 
-    if let Some(RemoteAddr(addr)) = parts.extensions.get::<RemoteAddr>() {
+    if let Some(addr) = remote_addr(parts) {
         set("REMOTE_ADDR", addr.ip().to_string());
         set("REMOTE_PORT", addr.port().to_string());
     }
@@ -354,6 +354,37 @@ pub(crate) fn build(
         input_terminated,
         extensions: parts.extensions.clone(),
     })
+}
+
+/// The URI the environ describes, and the length of its path's part that a
+/// router already mounted the service at (the start of `SCRIPT_NAME`).
+///
+/// Under an axum nest that is the original URI and the nest's prefix
+/// ([`crate::axum`]); otherwise the request's URI, mounted nowhere. A
+/// configured script name is then matched below that mount point.
+fn target(parts: &request::Parts) -> (&http::Uri, usize) {
+    #[cfg(feature = "axum")]
+    if let Some(mount) = crate::axum::mount(parts) {
+        return (mount.original, mount.prefix_len);
+    }
+    (&parts.uri, 0)
+}
+
+/// The client's address: [`RemoteAddr`], else axum's `ConnectInfo<SocketAddr>`.
+fn remote_addr(parts: &request::Parts) -> Option<SocketAddr> {
+    if let Some(RemoteAddr(addr)) = parts.extensions.get::<RemoteAddr>() {
+        return Some(*addr);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(addr) = crate::axum::connect_info(parts) {
+        return Some(addr);
+    }
+    None
+}
+
+/// A raw path percent-decoded, one char per byte.
+fn decoded(raw_path: &str) -> String {
+    latin1(&percent_encoding::percent_decode(raw_path.as_bytes()).collect::<Vec<u8>>())
 }
 
 fn split_script_name<'p>(

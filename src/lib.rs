@@ -53,6 +53,46 @@
 //! # }
 //! ```
 //!
+//! # axum
+//!
+//! With the cargo feature `axum`, [`WsgiService`] mounts under axum 0.8's
+//! `Router::route_service`, `nest_service` and `fallback_service` (also in
+//! nested routers), so a legacy app can be ported one route at a time.
+//! Under a nest, `SCRIPT_NAME` is the mount point and `PATH_INFO` the rest,
+//! taken from the URI the client sent (axum's `OriginalUri`) and the nest
+//! pattern (`NestedPath`): `/app` gives `PATH_INFO` `""`, `/app/` gives `/`,
+//! `/app//x` gives `//x`, and `/api/{version}` takes the version into
+//! `SCRIPT_NAME`. `REMOTE_ADDR` and `REMOTE_PORT` come from
+//! `ConnectInfo<SocketAddr>` when [`RemoteAddr`] is absent
+//! (`into_make_service_with_connect_info::<SocketAddr>()`).
+//! `examples/axum_mount.rs` shows the whole migration shape.
+//!
+#![cfg_attr(feature = "axum", doc = "```")]
+#![cfg_attr(not(feature = "axum"), doc = "```ignore")]
+//! use axum::{routing::get, Router};
+//! use tower_wsgi::{Body, BoxError, Environ, StartResponse, WsgiService};
+//!
+//! fn legacy(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+//!     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+//!     Ok(format!("{} + {}", environ.script_name(), environ.path_info()).into())
+//! }
+//!
+//! let legacy = WsgiService::new(legacy);
+//! let app: Router = Router::new()
+//!     .route("/health", get(|| async { "ok" })) // already ported
+//!     .nest_service("/legacy", legacy.clone()) // SCRIPT_NAME=/legacy
+//!     .fallback_service(legacy); // everything else, SCRIPT_NAME empty
+//! ```
+//!
+//! # tower middleware
+//!
+//! [`WsgiService`] is a plain tower service, so tower and tower-http layers
+//! stack on it: `TraceLayer`, `CompressionLayer` (streamed bodies without
+//! `Content-Length` compress too), `RequestBodyLimitLayer`, `TimeoutLayer`
+//! (on timeout the application's next `write` fails and its body is
+//! closed), `ConcurrencyLimit` and `LoadShed`. `examples/tower_stack.rs`
+//! shows such a stack.
+//!
 //! # The rules
 //!
 //! Every rule of the project's rule book holds on HTTP/1.0, 1.1 and 2:
@@ -119,6 +159,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod app;
+#[cfg(feature = "axum")]
+mod axum;
 mod body;
 mod config;
 mod dispatch;

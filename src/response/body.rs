@@ -44,6 +44,14 @@ enum Kind {
     },
 }
 
+impl Default for ResponseBody {
+    /// An empty body. Middleware that answers on its own with a default body
+    /// (tower-http's `TimeoutLayer`, for one) stacks directly on the service.
+    fn default() -> Self {
+        Self::empty(false)
+    }
+}
+
 impl ResponseBody {
     pub(crate) fn full(data: Bytes) -> Self {
         Self {
