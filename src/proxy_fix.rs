@@ -430,27 +430,33 @@ enum Node {
 /// address (bare, or `[v6]`), an optional `:port` (digits or an obfuscated
 /// `_port`), `unknown`, or an obfuscated `_name`.
 fn parse_node(value: &str) -> Option<Node> {
-    if value.eq_ignore_ascii_case("unknown") || is_obfuscated(value) {
-        return Some(Node::Hidden);
-    }
     if let Ok(ip) = value.parse::<IpAddr>() {
         return Some(Node::Known(Client { ip, port: None }));
     }
-    let (ip, port) = if let Some(rest) = value.strip_prefix('[') {
+    let (name, port) = if let Some(rest) = value.strip_prefix('[') {
         let (v6, after) = rest.split_once(']')?;
-        let ip = IpAddr::V6(v6.parse::<Ipv6Addr>().ok()?);
+        let name = &value[..v6.len() + 2];
         match after {
-            "" => return Some(Node::Known(Client { ip, port: None })),
-            _ => (ip, after.strip_prefix(':')?),
+            "" => (name, None),
+            _ => (name, Some(after.strip_prefix(':')?)),
         }
     } else {
-        let (v4, port) = value.split_once(':')?;
-        (IpAddr::V4(v4.parse().ok()?), port)
+        match value.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (value, None),
+        }
     };
-    let port = if is_obfuscated(port) {
-        None
-    } else {
-        Some(parse_port(port)?)
+    let port = match port {
+        Some(port) if is_obfuscated(port) => None,
+        Some(port) => Some(parse_port(port)?),
+        None => None,
+    };
+    if name.eq_ignore_ascii_case("unknown") || is_obfuscated(name) {
+        return Some(Node::Hidden);
+    }
+    let ip = match name.strip_prefix('[') {
+        Some(bracketed) => IpAddr::V6(bracketed.strip_suffix(']')?.parse().ok()?),
+        None => IpAddr::V4(name.parse().ok()?),
     };
     Some(Node::Known(Client { ip, port }))
 }
@@ -682,9 +688,11 @@ mod tests {
         assert_eq!(parse_node("192.0.2.43:_p1"), known("192.0.2.43", None));
         assert_eq!(parse_node("unknown"), Some(Node::Hidden));
         assert_eq!(parse_node("_hidden.1"), Some(Node::Hidden));
+        assert_eq!(parse_node("_x:_y"), Some(Node::Hidden));
+        assert_eq!(parse_node("unknown:80"), Some(Node::Hidden));
         for bad in [
             "", "_", "evil.example", "1.2.3.4:", "1.2.3.4:99999", "[::1]x", "[::1", "[nope]:1",
-            "1.2.3.4:80:80", "2001:db8::1:80x",
+            "1.2.3.4:80:80", "2001:db8::1:80x", "_x:", "unknown:http", "[1.2.3.4]",
         ] {
             assert_eq!(parse_node(bad), None, "{bad}");
         }
