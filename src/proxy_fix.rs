@@ -252,9 +252,9 @@ impl<A> ProxyFix<A> {
             environ.insert("wsgi.url_scheme", scheme);
         }
 
-        let host = element.and_then(|e| e.host.clone()).or_else(|| {
-            trusted(environ, X_HOST, trust.x_host).and_then(|v| host_of(X_HOST, &v))
-        });
+        let host = element
+            .and_then(|e| e.host.clone())
+            .or_else(|| trusted(environ, X_HOST, trust.x_host).and_then(|v| host_of(X_HOST, &v)));
         if let Some(host) = host {
             environ.insert("SERVER_NAME", host.name.clone());
             if let Some(port) = host.port {
@@ -340,7 +340,11 @@ fn trusted_item<'e>(environ: &'e Environ, header: Header, hops: usize) -> Option
     }
     let value = environ.get(header.key)?;
     let Some(items) = split_outside_quotes(value, b',') else {
-        tracing::warn!(header = header.name, ?value, "ignoring a header with an unterminated quoted string");
+        tracing::warn!(
+            header = header.name,
+            ?value,
+            "ignoring a header with an unterminated quoted string"
+        );
         return None;
     };
     let items: Vec<&str> = items.into_iter().filter(|i| !i.is_empty()).collect();
@@ -398,7 +402,11 @@ fn unquote(value: &str) -> Cow<'_, str> {
             let mut out = String::with_capacity(inner.len());
             let mut chars = inner.chars();
             while let Some(c) = chars.next() {
-                out.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+                out.push(if c == '\\' {
+                    chars.next().unwrap_or(c)
+                } else {
+                    c
+                });
             }
             Cow::Owned(out)
         }
@@ -408,7 +416,11 @@ fn unquote(value: &str) -> Cow<'_, str> {
 }
 
 fn invalid(header: Header, what: &str, value: &str) {
-    tracing::warn!(header = header.name, ?value, "ignoring a forwarded value that is not {what}");
+    tracing::warn!(
+        header = header.name,
+        ?value,
+        "ignoring a forwarded value that is not {what}"
+    );
 }
 
 /// A forwarded client address.
@@ -475,7 +487,11 @@ fn client_of(header: Header, value: &str) -> Option<Client> {
     match parse_node(value) {
         Some(Node::Known(client)) => Some(client),
         Some(Node::Hidden) => {
-            tracing::debug!(header = header.name, ?value, "the trusted hop hides the client's address; REMOTE_ADDR unchanged");
+            tracing::debug!(
+                header = header.name,
+                ?value,
+                "the trusted hop hides the client's address; REMOTE_ADDR unchanged"
+            );
             None
         }
         None => {
@@ -636,8 +652,7 @@ fn parse_element(item: &str) -> Option<Vec<(&str, String)>> {
         } else {
             is_token(value)
         };
-        if !is_token(name) || !value_ok || pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
+        if !is_token(name) || !value_ok || pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
             return None;
         }
         pairs.push((name, unquote(value).into_owned()));
@@ -648,9 +663,9 @@ fn parse_element(item: &str) -> Option<Vec<(&str, String)>> {
 /// RFC 9110 `token`.
 fn is_token(value: &str) -> bool {
     !value.is_empty()
-        && value.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -681,18 +696,35 @@ mod tests {
     #[test]
     fn nodes() {
         assert_eq!(parse_node("192.0.2.43"), known("192.0.2.43", None));
-        assert_eq!(parse_node("192.0.2.43:47011"), known("192.0.2.43", Some(47011)));
+        assert_eq!(
+            parse_node("192.0.2.43:47011"),
+            known("192.0.2.43", Some(47011))
+        );
         assert_eq!(parse_node("2001:db8::1"), known("2001:db8::1", None));
         assert_eq!(parse_node("[2001:db8::1]"), known("2001:db8::1", None));
-        assert_eq!(parse_node("[2001:db8::1]:4711"), known("2001:db8::1", Some(4711)));
+        assert_eq!(
+            parse_node("[2001:db8::1]:4711"),
+            known("2001:db8::1", Some(4711))
+        );
         assert_eq!(parse_node("192.0.2.43:_p1"), known("192.0.2.43", None));
         assert_eq!(parse_node("unknown"), Some(Node::Hidden));
         assert_eq!(parse_node("_hidden.1"), Some(Node::Hidden));
         assert_eq!(parse_node("_x:_y"), Some(Node::Hidden));
         assert_eq!(parse_node("unknown:80"), Some(Node::Hidden));
         for bad in [
-            "", "_", "evil.example", "1.2.3.4:", "1.2.3.4:99999", "[::1]x", "[::1", "[nope]:1",
-            "1.2.3.4:80:80", "2001:db8::1:80x", "_x:", "unknown:http", "[1.2.3.4]",
+            "",
+            "_",
+            "evil.example",
+            "1.2.3.4:",
+            "1.2.3.4:99999",
+            "[::1]x",
+            "[::1",
+            "[nope]:1",
+            "1.2.3.4:80:80",
+            "2001:db8::1:80x",
+            "_x:",
+            "unknown:http",
+            "[1.2.3.4]",
         ] {
             assert_eq!(parse_node(bad), None, "{bad}");
         }
@@ -705,7 +737,17 @@ mod tests {
         let host = parse_host("[::1]:8080").unwrap();
         assert_eq!((host.name.as_str(), host.port), ("[::1]", Some(8080)));
         assert_eq!(parse_host("[::1]").unwrap().port, None);
-        for bad in ["", ":80", "a b", "user@host", "host/path", "host:", "host:http", "[::1]80", "a:1:2"] {
+        for bad in [
+            "",
+            ":80",
+            "a b",
+            "user@host",
+            "host/path",
+            "host:",
+            "host:http",
+            "[::1]80",
+            "a:1:2",
+        ] {
             assert_eq!(parse_host(bad), None, "{bad}");
         }
     }
@@ -714,8 +756,19 @@ mod tests {
     fn prefixes() {
         assert_eq!(parse_prefix("/public/").as_deref(), Some("/public"));
         assert_eq!(parse_prefix("/").as_deref(), Some(""));
-        assert_eq!(parse_prefix("/caf%C3%A9").as_deref(), Some("/caf\u{c3}\u{a9}"));
-        for bad in ["public", "/a b", "/a?x", "/a/../b", "/%2e%2e/x", "/a%0Ab", ""] {
+        assert_eq!(
+            parse_prefix("/caf%C3%A9").as_deref(),
+            Some("/caf\u{c3}\u{a9}")
+        );
+        for bad in [
+            "public",
+            "/a b",
+            "/a?x",
+            "/a/../b",
+            "/%2e%2e/x",
+            "/a%0Ab",
+            "",
+        ] {
             assert_eq!(parse_prefix(bad), None, "{bad}");
         }
     }
@@ -726,7 +779,10 @@ mod tests {
             split_outside_quotes(r#"for="a,b";proto=http, for=c"#, b','),
             Some(vec![r#"for="a,b";proto=http"#, "for=c"])
         );
-        assert_eq!(split_outside_quotes(r#"for="a\"b,c""#, b','), Some(vec![r#"for="a\"b,c""#]));
+        assert_eq!(
+            split_outside_quotes(r#"for="a\"b,c""#, b','),
+            Some(vec![r#"for="a\"b,c""#])
+        );
         assert_eq!(split_outside_quotes(r#"for="open, for=c"#, b','), None);
         assert_eq!(unquote(r#""a\"b""#), r#"a"b"#);
         assert_eq!(unquote("plain"), "plain");
@@ -743,7 +799,14 @@ mod tests {
                 ("host", "h".to_owned())
             ]
         );
-        for bad in ["for", "for=a;for=b", "for=a b", "=a", "for=\"", "for=[::1]:80"] {
+        for bad in [
+            "for",
+            "for=a;for=b",
+            "for=a b",
+            "=a",
+            "for=\"",
+            "for=[::1]:80",
+        ] {
             assert_eq!(parse_element(bad), None, "{bad}");
         }
     }

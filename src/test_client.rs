@@ -69,7 +69,9 @@ use std::future::poll_fn;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{header, request, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{
+    header, request, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version,
+};
 use http_body_util::{BodyExt, Full};
 use tower_service::Service;
 
@@ -79,10 +81,8 @@ use crate::service::WsgiService;
 
 /// The client address requests carry unless told otherwise: `127.0.0.1`,
 /// port 0 (`REMOTE_ADDR` and `REMOTE_PORT`).
-pub const DEFAULT_REMOTE_ADDR: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
-    0,
-);
+pub const DEFAULT_REMOTE_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
 /// Calls a service in-process; see the [module docs](crate::test_client).
 ///
@@ -237,7 +237,10 @@ impl<S> TestRequest<'_, S> {
             headers.insert(header::HOST, HeaderValue::from_static("localhost"));
         }
         let has_body = !self.body.is_empty()
-            || matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH);
+            || matches!(
+                *request.method(),
+                Method::POST | Method::PUT | Method::PATCH
+            );
         let framed = request.headers().contains_key(header::CONTENT_LENGTH)
             || request.headers().contains_key(header::TRANSFER_ENCODING);
         if has_body && !framed {

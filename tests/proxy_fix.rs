@@ -107,7 +107,11 @@ fn values_a_client_prepends_to_x_forwarded_for_are_never_read() {
         &["X-Forwarded-For: 1.1.1.1, 6.6.6.6, 203.0.113.9, 10.0.0.2"],
     );
     assert_eq!(environ["REMOTE_ADDR"], "203.0.113.9");
-    assert_eq!(environ["REMOTE_PORT"], Value::Null, "the proxy's port would be wrong");
+    assert_eq!(
+        environ["REMOTE_PORT"],
+        Value::Null,
+        "the proxy's port would be wrong"
+    );
     assert_eq!(environ["orig"]["REMOTE_ADDR"], "127.0.0.1");
     assert_ne!(environ["orig"]["REMOTE_PORT"], Value::Null);
 }
@@ -146,7 +150,10 @@ fn repeated_fields_are_one_list_and_underscore_twins_are_dropped() {
             "X-Forwarded-For: 10.0.0.2",
         ],
     );
-    assert_eq!(environ["HTTP_X_FORWARDED_FOR"], "6.6.6.6,203.0.113.10,10.0.0.2");
+    assert_eq!(
+        environ["HTTP_X_FORWARDED_FOR"],
+        "6.6.6.6,203.0.113.10,10.0.0.2"
+    );
     assert_eq!(environ["REMOTE_ADDR"], "203.0.113.10");
 }
 
@@ -223,9 +230,21 @@ fn malformed_values_are_ignored_with_a_log_line() {
 fn more_malformed_values() {
     let server = serve(proxy_fix().x_host(1).x_port(1).x_prefix(1));
     for headers in [
-        ["X-Forwarded-Host: user@evil.example", "X-Forwarded-Port: 65536", "X-Forwarded-Prefix: /a/../admin"],
-        ["X-Forwarded-Host: [::1", "X-Forwarded-Port: -1", "X-Forwarded-Prefix: /a?b"],
-        ["X-Forwarded-Host: a b", "X-Forwarded-Port: ", "X-Forwarded-Prefix: /%2e%2e"],
+        [
+            "X-Forwarded-Host: user@evil.example",
+            "X-Forwarded-Port: 65536",
+            "X-Forwarded-Prefix: /a/../admin",
+        ],
+        [
+            "X-Forwarded-Host: [::1",
+            "X-Forwarded-Port: -1",
+            "X-Forwarded-Prefix: /a?b",
+        ],
+        [
+            "X-Forwarded-Host: a b",
+            "X-Forwarded-Port: ",
+            "X-Forwarded-Prefix: /%2e%2e",
+        ],
     ] {
         let (environ, port) = ask(&server, &headers);
         untouched(&server, &environ, port);
@@ -265,12 +284,25 @@ fn forwarded_takes_only_the_trusted_element() {
     assert_eq!(environ["wsgi.url_scheme"], "http");
     assert_eq!(environ["HTTP_HOST"], "test");
     assert_ne!(environ["REMOTE_PORT"], port.to_string());
+
+    // A quoted `,` and `;` inside the trusted element itself (an extension
+    // parameter) must not split it.
+    let (environ, _) = ask(
+        &server,
+        &[r#"Forwarded: for=6.6.6.6, for=192.0.2.66;note="a,b;c=d";proto=https"#],
+    );
+    assert_eq!(environ["REMOTE_ADDR"], "192.0.2.66");
+    assert_eq!(environ["wsgi.url_scheme"], "https");
 }
 
 #[test]
 fn forwarded_hidden_clients_leave_the_address_alone() {
     let server = serve(proxy_fix().forwarded(1));
-    for element in ["for=unknown;proto=https", "for=_hidden.node;proto=https", r#"for="_x:_y";proto=https"#] {
+    for element in [
+        "for=unknown;proto=https",
+        "for=_hidden.node;proto=https",
+        r#"for="_x:_y";proto=https"#,
+    ] {
         let (environ, port) = ask(&server, &[&format!("Forwarded: {element}")]);
         assert_eq!(environ["REMOTE_ADDR"], "127.0.0.1", "{element}");
         assert_eq!(environ["REMOTE_PORT"], port.to_string(), "{element}");
@@ -290,8 +322,14 @@ fn malformed_forwarded_is_ignored_with_a_log_line() {
             vec![r#"Forwarded: for="6.6.6.6"#, "Forwarded: for=192.0.2.62"],
             "unterminated quoted string",
         ),
-        (vec!["Forwarded: for=192.0.2.63;for=192.0.2.64"], "for=192.0.2.63;for=192.0.2.64"),
-        (vec!["Forwarded: for=[2001:db8::9]:80"], "for=[2001:db8::9]:80"),
+        (
+            vec!["Forwarded: for=192.0.2.63;for=192.0.2.64"],
+            "for=192.0.2.63;for=192.0.2.64",
+        ),
+        (
+            vec!["Forwarded: for=[2001:db8::9]:80"],
+            "for=[2001:db8::9]:80",
+        ),
     ] {
         let (environ, _) = ask(&server, &headers);
         assert_eq!(environ["REMOTE_ADDR"], "127.0.0.1", "{headers:?}");
@@ -306,7 +344,10 @@ fn malformed_forwarded_is_ignored_with_a_log_line() {
 #[test]
 fn forwarded_fields_are_checked_one_by_one() {
     let server = serve(proxy_fix().forwarded(1));
-    let (environ, _) = ask(&server, &[r#"Forwarded: for=192.0.2.65;proto=gopher;host="a/b""#]);
+    let (environ, _) = ask(
+        &server,
+        &[r#"Forwarded: for=192.0.2.65;proto=gopher;host="a/b""#],
+    );
     assert_eq!(environ["REMOTE_ADDR"], "192.0.2.65");
     assert_eq!(environ["wsgi.url_scheme"], "http");
     assert_eq!(environ["HTTP_HOST"], "test");
@@ -328,7 +369,10 @@ fn forwarded_wins_over_x_forwarded_field_by_field() {
     );
     assert_eq!(environ["REMOTE_ADDR"], "192.0.2.70");
     assert_eq!(environ["HTTP_HOST"], "std.example");
-    assert_eq!(environ["wsgi.url_scheme"], "https", "no proto= in the element");
+    assert_eq!(
+        environ["wsgi.url_scheme"], "https",
+        "no proto= in the element"
+    );
 
     let (environ, _) = ask(
         &server,
@@ -348,4 +392,18 @@ fn forwarded_with_fewer_elements_than_hops_is_ignored() {
     );
     assert_eq!(environ["REMOTE_ADDR"], "192.0.2.81");
     assert_eq!(environ["wsgi.url_scheme"], "https");
+}
+
+#[test]
+fn prefix_replaces_a_mounted_script_name_as_werkzeug_does() {
+    let service = tower_wsgi::Builder::new()
+        .script_name("/app")
+        .build(proxy_fix().x_prefix(1));
+    let server = support::serve(service);
+    let mut conn = server.connect();
+    conn.send(b"GET /app/page HTTP/1.1\r\nHost: test\r\nX-Forwarded-Prefix: /public\r\n\r\n");
+    let environ: Value = serde_json::from_slice(&conn.read_response(false).body).unwrap();
+    assert_eq!(environ["SCRIPT_NAME"], "/public");
+    assert_eq!(environ["PATH_INFO"], "/page");
+    assert_eq!(environ["orig"]["SCRIPT_NAME"], "/app");
 }
