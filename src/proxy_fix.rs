@@ -334,7 +334,7 @@ const FORWARDED: Header = Header {
 
 /// The list item `hops` from the right of `header` (repeated fields arrive
 /// joined with `,`), or `None` when untrusted, absent or too short.
-fn trusted_item<'e>(environ: &'e Environ, header: Header, hops: usize) -> Option<&'e str> {
+fn trusted_item(environ: &Environ, header: Header, hops: usize) -> Option<&str> {
     if hops == 0 {
         return None;
     }
