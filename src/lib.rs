@@ -144,6 +144,19 @@
 //! | `Server` | `Werkzeug/1.0.1 Python/3.x` | `tower-wsgi/VERSION`, configurable ([`Builder::server_header`]) |
 //! | header name case | as the app wrote it | lowercase (hyper); names are case-insensitive |
 //!
+//! # Behind a proxy
+//!
+//! [`ProxyFix`] wraps an application like Werkzeug's `ProxyFix`: the client's
+//! address, scheme, host and prefix come from `X-Forwarded-*` and `Forwarded`
+//! headers, each believed for a configured number of proxy hops and ignored
+//! by default. See the [`proxy_fix`] module.
+//!
+//! # Testing
+//!
+//! [`test_client::TestClient`] calls a service in-process, like
+//! `werkzeug.test.Client`: every rule applies, no socket is opened, and it
+//! works in `#[tokio::test]`s and plain `#[test]`s alike.
+//!
 //! # Cancel safety
 //!
 //! When the client goes away, hyper drops the [`ResponseFuture`] or the
@@ -169,10 +182,12 @@ mod error;
 mod errors;
 mod input;
 mod pool;
+pub mod proxy_fix;
 mod response;
 mod serve;
 mod service;
 mod start_response;
+pub mod test_client;
 
 pub use app::{app_fn, App, AppFn};
 pub use body::{Body, Iterable};
@@ -181,6 +196,7 @@ pub use environ::{Environ, Iter, LocalAddr, RemoteAddr};
 pub use error::{BoxError, Error, ErrorKind};
 pub use errors::Errors;
 pub use input::Input;
+pub use proxy_fix::{ProxyFix, ProxyFixOrig};
 pub use response::{ResponseBody, ResponseFuture};
 pub use serve::{serve, Server};
 pub use service::WsgiService;
