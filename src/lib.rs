@@ -126,6 +126,7 @@ mod environ;
 mod error;
 mod errors;
 mod input;
+mod middleware;
 mod pool;
 mod response;
 mod serve;
@@ -138,7 +139,11 @@ pub use config::{Builder, ConnectionPolicy, HopByHop};
 pub use environ::{Environ, Iter, LocalAddr, RemoteAddr};
 pub use error::{BoxError, Error, ErrorKind};
 pub use errors::Errors;
-pub use input::Input;
+pub use input::{Input, InputBody};
+pub use middleware::{
+    middleware_fn, Middleware, MiddlewareApp, MiddlewareFn, Next, WsgiMiddleware,
+    WsgiMiddlewareLayer,
+};
 pub use response::{ResponseBody, ResponseFuture};
 pub use serve::{serve, Server};
 pub use service::WsgiService;
