@@ -12,7 +12,6 @@ use std::thread::{self, Thread};
 use bytes::{Buf, Bytes};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::BodyExt;
 
 use crate::error::BoxError;
 
@@ -87,12 +86,9 @@ impl Input {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let body = body
-            .map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
-            .map_err(Into::into);
         Self {
             source: Some(Source {
-                body: UnsyncBoxBody::new(body),
+                body: boxed_bytes_body(body),
                 runtime: tokio::runtime::Handle::try_current().ok(),
                 received: 0,
                 limit,
@@ -209,6 +205,52 @@ impl Source {
                 }
             }
         }
+    }
+}
+
+/// `body` with `Bytes` data and boxed errors, its size hint and end kept
+/// (`BodyExt::map_frame` would lose them).
+pub(crate) fn boxed_bytes_body<B>(body: B) -> UnsyncBoxBody<Bytes, BoxError>
+where
+    B: HttpBody + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    UnsyncBoxBody::new(IntoBytes { body })
+}
+
+pin_project_lite::pin_project! {
+    struct IntoBytes<B> {
+        #[pin]
+        body: B,
+    }
+}
+
+impl<B> HttpBody for IntoBytes<B>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = ready!(self.project().body.poll_frame(cx));
+        Poll::Ready(frame.map(|frame| {
+            frame
+                .map(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
+                .map_err(Into::into)
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
@@ -25,7 +25,7 @@ use crate::body::{Body, Iterable};
 use crate::config::Builder;
 use crate::environ::{self, latin1, Environ};
 use crate::error::BoxError;
-use crate::input::{block_on, InputBody};
+use crate::input::{block_on, boxed_bytes_body, InputBody};
 use crate::response::{ResponseBody, ResponseFuture};
 use crate::service::WsgiService;
 use crate::start_response::StartResponse;
@@ -210,14 +210,7 @@ where
                 .await
                 .map_err(Into::into)?;
             let response = service.call(request).await.map_err(Into::into)?;
-            Ok(response.map(|body| {
-                UnsyncBoxBody::new(
-                    body.map_frame(|frame| {
-                        frame.map_data(|mut data| data.copy_to_bytes(data.remaining()))
-                    })
-                    .map_err(Into::into),
-                )
-            }))
+            Ok(response.map(boxed_bytes_body))
         })
     }
 }
