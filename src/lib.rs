@@ -74,6 +74,18 @@
 //! - **Errors** before the headers are a 500 with `Content-Length`; after, the
 //!   response is aborted (an unterminated chunked body, or a reset).
 //!
+//! # Middleware
+//!
+//! WSGI middleware is an app that calls another app, and ports as one: an
+//! [`App`] generic over the app it wraps, changing the environ, wrapping
+//! `start_response` ([`StartResponse::map_head`]) or the body.
+//! [`Dispatcher`] mounts several apps by path prefix, as Werkzeug's
+//! `DispatcherMiddleware` does. A [`Middleware`] receives the app it wraps
+//! as [`Next`], and [`WsgiMiddlewareLayer`] puts it in front of any tower
+//! service, an axum `Router` included: the environ it passes on becomes the
+//! inner request, the inner response comes back through `start_response`,
+//! and the rules are applied once, at the edge.
+//!
 //! # Differences from Werkzeug
 //!
 //! The crate ports Werkzeug 1.0.1's `run_wsgi`, and a differential test

@@ -76,7 +76,7 @@ impl<M: Middleware + ?Sized> Middleware for Arc<M> {
 /// Turns a closure into a [`Middleware`], with its argument types inferred.
 ///
 /// ```
-/// use tower_wsgi::{middleware_fn, App};
+/// use tower_wsgi::middleware_fn;
 ///
 /// // environ["PATH_INFO"] = environ["PATH_INFO"].lower(); return app(environ, start_response)
 /// let lowercase_paths = middleware_fn(|mut environ, start_response, next| {
@@ -164,12 +164,19 @@ impl Next {
     }
 }
 
-impl App for Next {
-    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+impl Next {
+    /// Calls the wrapped app or service: Python's `app(environ, start_response)`.
+    pub fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
         match &self.inner {
             NextInner::App(app) => app.call(environ, start_response),
             NextInner::Service(service) => call_service(&**service, environ, start_response),
         }
+    }
+}
+
+impl App for Next {
+    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+        Next::call(self, environ, start_response)
     }
 }
 
@@ -204,7 +211,11 @@ where
     B::Error: Into<BoxError>,
 {
     fn call(&self, request: Request<InputBody>) -> InnerFuture {
-        let mut service = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut service = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         Box::pin(async move {
             poll_fn(|cx| service.poll_ready(cx))
                 .await
@@ -327,7 +338,8 @@ fn inner_request(
 fn target(environ: &Environ) -> Result<Uri, BoxError> {
     let path = format!("{}{}", environ.script_name(), environ.path_info());
     let path = latin1_bytes(&path).ok_or("SCRIPT_NAME or PATH_INFO holds a char past U+00FF")?;
-    let query = latin1_bytes(environ.query_string()).ok_or("QUERY_STRING holds a char past U+00FF")?;
+    let query =
+        latin1_bytes(environ.query_string()).ok_or("QUERY_STRING holds a char past U+00FF")?;
     let mut target = String::with_capacity(path.len() + query.len() + 2);
     if !path.starts_with(b"/") {
         target.push('/');
@@ -342,10 +354,7 @@ fn target(environ: &Environ) -> Result<Uri, BoxError> {
         .map_err(|error| format!("request target {target:?} is not a URI: {error}").into())
 }
 
-fn request_headers(
-    environ: &Environ,
-    original: Option<&HeaderMap>,
-) -> Result<HeaderMap, BoxError> {
+fn request_headers(environ: &Environ, original: Option<&HeaderMap>) -> Result<HeaderMap, BoxError> {
     // The environ the edge built from the original lines: a variable still
     // equal to it goes on as those lines.
     let mut unchanged = BTreeMap::new();
@@ -427,8 +436,9 @@ fn response_headers(
             tracing::debug!(header = %name, "dropped a hop-by-hop header of the inner response");
         }
     }
-    let body_allowed =
-        !status.is_informational() && status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED;
+    let body_allowed = !status.is_informational()
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED;
     if body_allowed && !headers.contains_key(header::CONTENT_LENGTH) {
         // hyper would frame an exact hint with this length; a HEAD answer's
         // empty body says nothing about the length of the GET.
@@ -577,8 +587,10 @@ impl<M: fmt::Debug> fmt::Debug for MiddlewareApp<M> {
 /// use http::{Request, Response};
 /// use http_body_util::{BodyExt, Empty, Full};
 /// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_wsgi::{middleware_fn, App, Body, InputBody, WsgiMiddlewareLayer};
+/// use tower_wsgi::{middleware_fn, Body, InputBody, WsgiMiddlewareLayer};
 ///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+/// # async fn main() {
 /// let require_token = middleware_fn(|environ, start_response, next| {
 ///     if environ.get("HTTP_AUTHORIZATION") != Some("Bearer s3cret") {
 ///         start_response.start("401 Unauthorized", [("Content-Length", "0")])?;
@@ -594,8 +606,6 @@ impl<M: fmt::Debug> fmt::Debug for MiddlewareApp<M> {
 /// });
 /// let service = WsgiMiddlewareLayer::new(require_token).layer(handler);
 ///
-/// # #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
-/// # async fn main() {
 /// let request = Request::get("/private")
 ///     .header("Authorization", "Bearer s3cret")
 ///     .body(Empty::<bytes::Bytes>::new())

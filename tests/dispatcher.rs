@@ -153,7 +153,11 @@ fn an_app_wrapping_an_app() {
     assert_eq!(resp.header("x-inner"), Some("1"));
     assert_eq!(resp.body_str(), "seen=yes+tag");
     assert_eq!(counters.wait_closed(1), 1, "the inner body is closed");
-    assert_eq!(closes.load(Ordering::SeqCst), 1, "the outer body is closed once");
+    assert_eq!(
+        closes.load(Ordering::SeqCst),
+        1,
+        "the outer body is closed once"
+    );
     assert_eq!(body_of(&server, "/other"), "default||/other|");
 }
 

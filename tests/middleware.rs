@@ -22,8 +22,8 @@ use support::Framing;
 use tower::util::BoxCloneService;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_wsgi::{
-    middleware_fn, App, Body, BoxError, Builder, Input, InputBody, Iterable, Middleware,
-    RemoteAddr, WsgiMiddlewareLayer,
+    middleware_fn, Body, BoxError, Builder, Input, InputBody, Iterable, Middleware, RemoteAddr,
+    WsgiMiddlewareLayer,
 };
 
 type InnerBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -154,7 +154,9 @@ async fn sum(mut body: InputBody) -> Result<String, BoxError> {
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
             length += data.len() as u64;
-            hash = data.iter().fold(hash, |h, &b| h.wrapping_mul(31).wrapping_add(b.into()));
+            hash = data
+                .iter()
+                .fold(hash, |h, &b| h.wrapping_mul(31).wrapping_add(b.into()));
         }
     }
     Ok(format!("{length} {hash}"))
@@ -172,7 +174,12 @@ struct Frames(VecDeque<Result<Bytes, BoxError>>);
 
 impl Frames {
     fn of<const N: usize>(parts: [&'static str; N]) -> Self {
-        Self(parts.iter().map(|p| Ok(Bytes::from_static(p.as_bytes()))).collect())
+        Self(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p.as_bytes())))
+                .collect(),
+        )
     }
 }
 
@@ -257,7 +264,11 @@ fn the_inner_service_sees_exactly_what_the_middleware_passed() {
     assert_eq!(seen.method, "PUT");
     assert_eq!(seen.uri, "/v2/caf%C3%A9/a%20b%25?q=1&added=%C3%A9");
     assert_eq!(seen.body, b"HELLO!!");
-    assert_eq!(inner.headers_of(0, "x-dup"), ["1", "2"], "repeated lines kept");
+    assert_eq!(
+        inner.headers_of(0, "x-dup"),
+        ["1", "2"],
+        "repeated lines kept"
+    );
     assert_eq!(inner.headers_of(0, "x-changed"), ["new"]);
     assert_eq!(inner.headers_of(0, "x-added"), ["yes"]);
     assert!(inner.headers_of(0, "x-removed").is_empty());
@@ -295,7 +306,9 @@ fn large_and_chunked_uploads_stream_through_untouched() {
         [data.len().to_string()]
     );
 
-    conn.send(b"POST /sum HTTP/1.1\r\nHost: test\r\nX-Answer: sum\r\nTransfer-Encoding: chunked\r\n\r\n");
+    conn.send(
+        b"POST /sum HTTP/1.1\r\nHost: test\r\nX-Answer: sum\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
     for chunk in data.chunks(100_000) {
         conn.send(format!("{:x}\r\n", chunk.len()).as_bytes());
         conn.send(chunk);
@@ -316,7 +329,11 @@ fn the_client_sees_exactly_what_the_inner_service_answered() {
 
     conn.send(&request("/", "custom"));
     let resp = conn.read_response(false);
-    assert_eq!((resp.status, resp.reason.as_str()), (299, "Custom Reason"), "{resp:?}");
+    assert_eq!(
+        (resp.status, resp.reason.as_str()),
+        (299, "Custom Reason"),
+        "{resp:?}"
+    );
     assert_eq!(resp.all("set-cookie"), ["a=1", "b=2"]);
     assert_eq!(resp.all("date"), ["Mon, 01 Jan 2024 00:00:00 GMT"]);
     assert_eq!(resp.all("server"), ["inner/1"]);
@@ -351,7 +368,10 @@ fn the_client_sees_exactly_what_the_inner_service_answered() {
         assert_eq!(resp.header(dropped), None, "{dropped}");
     }
     assert_eq!(resp.header("x-kept"), Some("k"));
-    assert_eq!((resp.framing, resp.body_str().as_str()), (Framing::Length, "hop"));
+    assert_eq!(
+        (resp.framing, resp.body_str().as_str()),
+        (Framing::Length, "hop")
+    );
 
     // Unknown length: streamed, and the seed's connection rule applies.
     conn.send(&request("/", "stream"));
@@ -412,10 +432,7 @@ fn a_middleware_may_answer_without_calling_next() {
     assert!(inner.seen().is_empty());
     conn.send(b"GET / HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer s3cret\r\n\r\n");
     assert_eq!(conn.read_response(false).body_str(), "hello");
-    assert_eq!(
-        inner.headers_of(0, "authorization"),
-        ["Bearer s3cret"]
-    );
+    assert_eq!(inner.headers_of(0, "authorization"), ["Bearer s3cret"]);
 }
 
 /// Counts the bytes of the body it wraps.
@@ -474,7 +491,8 @@ impl Tally {
 fn a_middleware_may_wrap_the_body_of_next() {
     let inner = Inner::default();
     let tally = Tally::default();
-    let server = support::serve(WsgiMiddlewareLayer::new(tally.middleware()).layer(inner.service()));
+    let server =
+        support::serve(WsgiMiddlewareLayer::new(tally.middleware()).layer(inner.service()));
     let mut conn = server.connect();
     conn.send(&request("/", "stream"));
     let resp = conn.read_response(false);
@@ -496,7 +514,8 @@ fn a_middleware_may_wrap_the_body_of_next() {
 #[test]
 fn an_edge_body_limit_holds_for_the_inner_service() {
     let inner = Inner::default();
-    let layer = WsgiMiddlewareLayer::with_builder(passthrough(), Builder::new().max_request_body(10));
+    let layer =
+        WsgiMiddlewareLayer::with_builder(passthrough(), Builder::new().max_request_body(10));
     let server = support::serve(layer.layer(inner.service()));
     let mut conn = server.connect();
     conn.send(
@@ -522,14 +541,16 @@ async fn an_axum_router_behind_a_ported_middleware() {
     let router = axum::Router::new()
         .route(
             "/v2/users/{name}",
-            put(|Path(name): Path<String>, headers: HeaderMap, body: Bytes| async move {
-                format!(
-                    "{name} added={} dup={:?} body={}",
-                    headers["x-added"].to_str().unwrap(),
-                    headers.get_all("x-dup").iter().collect::<Vec<_>>(),
-                    String::from_utf8_lossy(&body)
-                )
-            }),
+            put(
+                |Path(name): Path<String>, headers: HeaderMap, body: Bytes| async move {
+                    format!(
+                        "{name} added={} dup={:?} body={}",
+                        headers["x-added"].to_str().unwrap(),
+                        headers.get_all("x-dup").iter().collect::<Vec<_>>(),
+                        String::from_utf8_lossy(&body)
+                    )
+                },
+            ),
         )
         .route("/v2/page", get_route(|| async { "page" }));
     let service = WsgiMiddlewareLayer::new(rewriter()).layer(router);
@@ -541,7 +562,10 @@ async fn an_axum_router_behind_a_ported_middleware() {
         .unwrap();
     let response = service.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
     let expected = r#"ada l added=yes dup=["1", "2"] body=PAYLOAD!!"#;
     assert_eq!(
         response.headers()["content-length"],
@@ -562,7 +586,8 @@ async fn an_axum_router_behind_a_ported_middleware() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_through_axum_keeps_the_get_length() {
-    let router = axum::Router::new().route("/page", axum::routing::get(|| async { "twelve bytes" }));
+    let router =
+        axum::Router::new().route("/page", axum::routing::get(|| async { "twelve bytes" }));
     let service = WsgiMiddlewareLayer::new(passthrough()).layer(router);
     let response = service
         .oneshot(Request::head("/page").body(Empty::<Bytes>::new()).unwrap())
@@ -570,7 +595,13 @@ async fn head_through_axum_keeps_the_get_length() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-length"], "12");
-    assert!(response.into_body().collect().await.unwrap().to_bytes().is_empty());
+    assert!(response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -598,11 +629,37 @@ async fn middleware_also_wraps_legacy_apps_and_nests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_next_built_from_an_app_calls_it() {
-    let next = tower_wsgi::Next::from_app(|_environ: tower_wsgi::Environ, start_response: tower_wsgi::StartResponse| {
-        start_response.start("200 OK", [("Content-Length", "2")])?;
-        Ok::<Body, BoxError>("ok".into())
-    });
+    let next = tower_wsgi::Next::from_app(
+        |_environ: tower_wsgi::Environ, start_response: tower_wsgi::StartResponse| {
+            start_response.start("200 OK", [("Content-Length", "2")])?;
+            Ok::<Body, BoxError>("ok".into())
+        },
+    );
     let service = tower_wsgi::WsgiService::new(next);
     let response = service.oneshot(get("/")).await.unwrap();
-    assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "ok");
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "ok"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_middleware_may_change_the_inner_response_head() {
+    let inner = Inner::default();
+    let add_header = middleware_fn(|environ, start_response, next| {
+        let start_response = start_response.map_head(|status, headers| {
+            headers.push(("X-Seen-Status".into(), status.clone()));
+            headers.retain(|(name, _)| name != "x-kept");
+        });
+        next.call(environ, start_response)
+    });
+    let service = WsgiMiddlewareLayer::new(add_header).layer(inner.service());
+    let request = Request::get("/")
+        .header("x-answer", "hop")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["x-seen-status"], "200 OK");
+    assert!(response.headers().get("x-kept").is_none());
+    assert_eq!(response.headers()["content-length"], "3");
 }
