@@ -375,10 +375,10 @@ fn request_headers(environ: &Environ, original: Option<&HeaderMap>) -> Result<He
             .map_err(|_| format!("environ key {key:?} does not name a header"))?;
         if let (Some(original), Some(joined)) = (original, unchanged.get(key)) {
             if joined == value {
-                let values = original.get_all(&name).iter();
+                let mut values = original.get_all(&name).iter();
                 if key.starts_with("CONTENT_") {
                     // The environ kept the last one.
-                    if let Some(last) = values.last() {
+                    if let Some(last) = values.next_back() {
                         headers.insert(name, last.clone());
                     }
                 } else {

@@ -134,6 +134,7 @@ impl Inner {
             ))),
             "endless" => Response::new(boxed(Endless(DropFlag(self.dropped.clone())))),
             "sum" => Response::new(boxed(Full::new(Bytes::from(body)))),
+            "empty" => Response::new(boxed(Empty::new())),
             _ => Response::new(full("hello")),
         };
         Ok(response)
@@ -353,6 +354,10 @@ fn the_client_sees_exactly_what_the_inner_service_answered() {
     conn.send(b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n");
     let resp = conn.read_response(true);
     assert_eq!(resp.all("content-length"), ["5"]);
+    // An empty HEAD answer says nothing of the GET's length: none is made up.
+    conn.send(b"HEAD / HTTP/1.1\r\nHost: test\r\nX-Answer: empty\r\n\r\n");
+    let resp = conn.read_response(true);
+    assert_eq!((resp.status, resp.header("content-length")), (200, None));
     for status in ["204", "304"] {
         conn.send(&request("/", status));
         let resp = conn.read_response(false);
