@@ -636,8 +636,9 @@ impl<M: fmt::Debug> fmt::Debug for MiddlewareApp<M> {
 ///   [`Environ::extensions_mut`], which become the request's extensions.
 /// - **Body**: `wsgi.input` as an [`InputBody`], the original request body
 ///   itself unless the middleware replaced or read it. When its length is
-///   known exactly (always after [`Input::from_bytes`](crate::Input::from_bytes)), `Content-Length`
-///   is set to it, so a rewritten body never carries a stale length.
+///   known exactly (always after
+///   [`Input::from_bytes`](crate::Input::from_bytes)), `Content-Length` is
+///   set to it, so a rewritten body never carries a stale length.
 ///
 /// # From the inner response to `start_response`
 ///
@@ -651,17 +652,28 @@ impl<M: fmt::Debug> fmt::Debug for MiddlewareApp<M> {
 ///   and the edge frames the response itself.
 /// - **Date** and **Server** pass through when the inner service set them;
 ///   the edge adds the missing ones, so neither is ever doubled.
-/// - The body is pulled frame by frame on the application thread. An error
-///   from the inner service, or from its body before anything was sent, is
-///   the edge's 500; after, the response is aborted. When the client goes
-///   away, pulling stops and the inner body is dropped.
+/// - The body is pulled frame by frame on the application thread (trailers
+///   are dropped: the legacy body has no place for them). An error from the
+///   inner service, or from its body before anything was sent, is the
+///   edge's 500; after, the response is aborted. When the client goes away,
+///   pulling stops and the inner body is dropped.
+/// - A 1xx answer (`101 Switching Protocols`) is the edge's 500: upgrades do
+///   not pass through a legacy middleware.
 ///
 /// The inner service's future runs on the application thread (blocking it,
 /// as a legacy app would), inside the runtime the edge was called from.
-#[derive(Clone)]
 pub struct WsgiMiddlewareLayer<M> {
     middleware: Arc<M>,
     builder: Builder,
+}
+
+impl<M> Clone for WsgiMiddlewareLayer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            middleware: self.middleware.clone(),
+            builder: self.builder.clone(),
+        }
+    }
 }
 
 impl<M: Middleware> WsgiMiddlewareLayer<M> {
