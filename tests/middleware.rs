@@ -135,10 +135,20 @@ impl Inner {
             "endless" => Response::new(boxed(Endless(DropFlag(self.dropped.clone())))),
             "sum" => Response::new(boxed(Full::new(Bytes::from(body)))),
             "empty" => Response::new(boxed(Empty::new())),
+            "big" => Response::new(boxed(Frames(
+                big_response()
+                    .chunks(64 * 1024)
+                    .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+                    .collect(),
+            ))),
             _ => Response::new(full("hello")),
         };
         Ok(response)
     }
+}
+
+fn big_response() -> Vec<u8> {
+    (0..2 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect()
 }
 
 fn boxed<B>(body: B) -> InnerBody
@@ -306,6 +316,8 @@ fn large_and_chunked_uploads_stream_through_untouched() {
         inner.headers_of(0, "content-length"),
         [data.len().to_string()]
     );
+    // Read inside the inner service, on the app thread: no hop, no copy.
+    assert_eq!(inner.seen()[0].thread.as_deref(), Some("tower-wsgi-app"));
 
     conn.send(
         b"POST /sum HTTP/1.1\r\nHost: test\r\nX-Answer: sum\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -386,6 +398,15 @@ fn the_client_sees_exactly_what_the_inner_service_answered() {
     assert!(resp.complete);
     assert_eq!(resp.body_str(), "abbccc");
     assert!(conn.closes());
+
+    let mut conn = server.connect();
+    conn.send(&request("/", "big"));
+    let resp = conn.read_response(false);
+    assert!(resp.complete);
+    assert!(
+        resp.body == big_response(),
+        "a large streamed body arrives whole"
+    );
 }
 
 #[test]
