@@ -400,7 +400,11 @@ fn split_script_name<'p>(
     }
 }
 
-fn add_headers(vars: &mut BTreeMap<String, String>, headers: &HeaderMap, keep_underscore: bool) {
+pub(crate) fn add_headers(
+    vars: &mut BTreeMap<String, String>,
+    headers: &HeaderMap,
+    keep_underscore: bool,
+) {
     for name in headers.keys() {
         let name_bytes = name.as_str().as_bytes();
         if !keep_underscore && name_bytes.contains(&b'_') {

@@ -114,6 +114,18 @@
 //! - **Errors** before the headers are a 500 with `Content-Length`; after, the
 //!   response is aborted (an unterminated chunked body, or a reset).
 //!
+//! # Middleware
+//!
+//! WSGI middleware is an app that calls another app, and ports as one: an
+//! [`App`] generic over the app it wraps, changing the environ, wrapping
+//! `start_response` ([`StartResponse::map_head`]) or the body.
+//! [`Dispatcher`] mounts several apps by path prefix, as Werkzeug's
+//! `DispatcherMiddleware` does. A [`Middleware`] receives the app it wraps
+//! as [`Next`], and [`WsgiMiddlewareLayer`] puts it in front of any tower
+//! service, an axum `Router` included: the environ it passes on becomes the
+//! inner request, the inner response comes back through `start_response`,
+//! and the rules are applied once, at the edge.
+//!
 //! # Differences from Werkzeug
 //!
 //! The crate ports Werkzeug 1.0.1's `run_wsgi`, and a differential test
@@ -177,10 +189,12 @@ mod axum;
 mod body;
 mod config;
 mod dispatch;
+mod dispatcher;
 mod environ;
 mod error;
 mod errors;
 mod input;
+mod middleware;
 mod pool;
 pub mod proxy_fix;
 mod response;
@@ -192,10 +206,15 @@ pub mod test_client;
 pub use app::{app_fn, App, AppFn};
 pub use body::{Body, Iterable};
 pub use config::{Builder, ConnectionPolicy, HopByHop};
+pub use dispatcher::Dispatcher;
 pub use environ::{Environ, Iter, LocalAddr, RemoteAddr};
 pub use error::{BoxError, Error, ErrorKind};
 pub use errors::Errors;
-pub use input::Input;
+pub use input::{Input, InputBody};
+pub use middleware::{
+    middleware_fn, Middleware, MiddlewareApp, MiddlewareFn, Next, WsgiMiddleware,
+    WsgiMiddlewareLayer,
+};
 pub use proxy_fix::{ProxyFix, ProxyFixOrig};
 pub use response::{ResponseBody, ResponseFuture};
 pub use serve::{serve, Server};
