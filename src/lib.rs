@@ -104,6 +104,15 @@
 //! | `Server` | `Werkzeug/1.0.1 Python/3.x` | `tower-wsgi/VERSION`, configurable ([`Builder::server_header`]) |
 //! | header name case | as the app wrote it | lowercase (hyper); names are case-insensitive |
 //!
+//! # HTTP/2 and TLS
+//!
+//! [`Server`] speaks HTTP/1 and HTTP/2 on the same port (h2c with prior
+//! knowledge), and the rules above hold on both. With the `tls` feature
+//! (rustls, ring provider), `Server::tls` with a `TlsConfig`, or
+//! `serve_tls` with two PEM files, serves TLS only, HTTP/2 or HTTP/1.1
+//! chosen by ALPN; requests that came over TLS carry the [`Https`] extension
+//! and see `wsgi.url_scheme` `https`.
+//!
 //! # Cancel safety
 //!
 //! When the client goes away, hyper drops the [`ResponseFuture`] or the
@@ -131,15 +140,23 @@ mod response;
 mod serve;
 mod service;
 mod start_response;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use app::{app_fn, App, AppFn};
 pub use body::{Body, Iterable};
 pub use config::{Builder, ConnectionPolicy, HopByHop};
-pub use environ::{Environ, Iter, LocalAddr, RemoteAddr};
+pub use environ::{Environ, Https, Iter, LocalAddr, RemoteAddr};
 pub use error::{BoxError, Error, ErrorKind};
 pub use errors::Errors;
 pub use input::Input;
 pub use response::{ResponseBody, ResponseFuture};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use serve::serve_tls;
 pub use serve::{serve, Server};
 pub use service::WsgiService;
 pub use start_response::{StartResponse, Writer};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls::TlsConfig;
