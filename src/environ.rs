@@ -338,8 +338,7 @@ pub(crate) fn build(
     } else {
         None
     };
-    let (server_name, server_port) =
-        server_name_and_port(parts, authority.as_deref(), url_scheme);
+    let (server_name, server_port) = server_name_and_port(parts, authority.as_deref(), url_scheme);
     set("SERVER_NAME", server_name);
     set("SERVER_PORT", server_port);
 
@@ -649,6 +648,9 @@ mod tests {
             .body(())
             .unwrap();
         let env = environ_of(plain, &options()).unwrap();
-        assert_eq!((env.url_scheme(), env.get("SERVER_PORT")), ("http", Some("80")));
+        assert_eq!(
+            (env.url_scheme(), env.get("SERVER_PORT")),
+            ("http", Some("80"))
+        );
     }
 }

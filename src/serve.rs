@@ -252,8 +252,7 @@ impl Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut f = f.debug_struct("Server");
-        f
-            .field("local_addr", &self.listener.local_addr().ok())
+        f.field("local_addr", &self.listener.local_addr().ok())
             .field("header_read_timeout", &self.header_read_timeout)
             .field("grace_period", &self.grace_period);
         #[cfg(feature = "tls")]

@@ -77,10 +77,7 @@ impl TlsConfig {
             std::fs::read(path)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
         };
-        Self::from_pem(
-            &read(cert_chain_path.as_ref())?,
-            &read(key_path.as_ref())?,
-        )
+        Self::from_pem(&read(cert_chain_path.as_ref())?, &read(key_path.as_ref())?)
     }
 
     /// From a rustls configuration built elsewhere, used as it is: set its
