@@ -193,6 +193,9 @@ impl Server {
             .keep_alive(true);
         builder.http2().timer(TokioTimer::new());
         let graceful = GracefulShutdown::new();
+        // Dropped at shutdown: handshakes still under way are abandoned.
+        #[cfg(feature = "tls")]
+        let (stop_handshakes, _) = tokio::sync::watch::channel(());
         let mut signal = pin!(signal);
         tracing::info!(%local, "listening");
         loop {
@@ -219,8 +222,13 @@ impl Server {
             let watcher = graceful.watcher();
             #[cfg(feature = "tls")]
             if let Some(tls) = self.tls.clone() {
+                let mut stop = stop_handshakes.subscribe();
                 tokio::spawn(async move {
-                    match tls.accept(stream).await {
+                    let accepted = tokio::select! {
+                        accepted = tls.accept(stream) => accepted,
+                        _ = stop.changed() => return,
+                    };
+                    match accepted {
                         Ok(stream) => {
                             let service = AddAddrs {
                                 https: true,
@@ -240,6 +248,8 @@ impl Server {
             });
         }
         drop(self.listener);
+        #[cfg(feature = "tls")]
+        drop(stop_handshakes);
         tracing::info!("shutting down: waiting for in-flight requests");
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
