@@ -186,6 +186,8 @@ fn environ_over_h2c_has_the_http2_protocol_authority_and_joined_cookies() {
     assert_all_closed(&server);
 }
 
+/// hyper's HTTP/2 server also strips these fields, so this pins what the
+/// client sees; `tests/service.rs` pins that the crate never adds them.
 #[test]
 fn no_response_carries_connection_specific_headers() {
     let server = conformance_server();
@@ -205,6 +207,10 @@ fn no_response_carries_connection_specific_headers() {
             ("GET", "/start-twice", 500),
             ("GET", "/exc-info", 503),
             ("GET", "/nowhere", 404),
+            // Hop-by-hop headers from the app are its error (RULES.md 4).
+            ("GET", "/respond?header=Connection:close", 500),
+            ("GET", "/respond?header=Transfer-Encoding:chunked", 500),
+            ("GET", "/respond?header=Upgrade:h2c", 500),
         ] {
             let seen = fetch(&mut h2, request(method, path).body(empty()).unwrap()).await;
             assert_eq!(seen.status, status, "{method} {path}");
