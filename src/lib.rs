@@ -169,6 +169,15 @@
 //! `werkzeug.test.Client`: every rule applies, no socket is opened, and it
 //! works in `#[tokio::test]`s and plain `#[test]`s alike.
 //!
+//! # HTTP/2 and TLS
+//!
+//! [`Server`] speaks HTTP/1 and HTTP/2 on the same port (h2c with prior
+//! knowledge), and the rules above hold on both. With the `tls` feature
+//! (rustls, ring provider), `Server::tls` with a `TlsConfig`, or
+//! `serve_tls` with two PEM files, serves TLS only, HTTP/2 or HTTP/1.1
+//! chosen by ALPN; requests that came over TLS carry the [`Https`] extension
+//! and see `wsgi.url_scheme` `https`.
+//!
 //! # Cancel safety
 //!
 //! When the client goes away, hyper drops the [`ResponseFuture`] or the
@@ -202,12 +211,14 @@ mod serve;
 mod service;
 mod start_response;
 pub mod test_client;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use app::{app_fn, App, AppFn};
 pub use body::{Body, Iterable};
 pub use config::{Builder, ConnectionPolicy, HopByHop};
 pub use dispatcher::Dispatcher;
-pub use environ::{Environ, Iter, LocalAddr, RemoteAddr};
+pub use environ::{Environ, Https, Iter, LocalAddr, RemoteAddr};
 pub use error::{BoxError, Error, ErrorKind};
 pub use errors::Errors;
 pub use input::{Input, InputBody};
@@ -217,6 +228,12 @@ pub use middleware::{
 };
 pub use proxy_fix::{ProxyFix, ProxyFixOrig};
 pub use response::{ResponseBody, ResponseFuture};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use serve::serve_tls;
 pub use serve::{serve, Server};
 pub use service::WsgiService;
 pub use start_response::{StartResponse, Writer};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls::TlsConfig;
