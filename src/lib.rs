@@ -237,3 +237,34 @@ pub use start_response::{StartResponse, Writer};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsConfig;
+
+/// Internals for the crate's micro-benchmarks (`benches/micro.rs`); not an API.
+#[cfg(feature = "__bench")]
+#[doc(hidden)]
+pub mod __bench {
+    use crate::config::Config;
+    use crate::environ::{self, EnvironOptions};
+    use crate::response::head::{self, RequestFacts};
+    use crate::{Environ, Input};
+
+    /// The environ of a request, as the service builds it with the default options.
+    pub fn environ(parts: &http::request::Parts) -> Environ {
+        let options = EnvironOptions {
+            script_name: "",
+            url_scheme: "http",
+            server_software: "tower-wsgi",
+            keep_underscore_headers: false,
+        };
+        environ::build(parts, Input::from_bytes(bytes::Bytes::new()), &options)
+            .unwrap_or_else(|_| unreachable!("no script name is configured"))
+    }
+
+    /// `start_response`'s checks and the head they produce (RULES.md 1 to 6).
+    pub fn prepare_head(status: &str, headers: &[(&str, &str)]) -> bool {
+        let facts = RequestFacts {
+            is_head: false,
+            version: http::Version::HTTP_11,
+        };
+        head::prepare(status, headers.iter().copied(), facts, &Config::default()).is_ok()
+    }
+}
