@@ -23,6 +23,15 @@ pub struct RemoteAddr(pub SocketAddr);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LocalAddr(pub SocketAddr);
 
+/// Marks a request that came over TLS, as a request extension:
+/// `wsgi.url_scheme` is then `https` whatever
+/// [`Builder::https`](crate::Builder::https) says.
+///
+/// `Server::tls` (feature `tls`) inserts it; with your own accept loop
+/// and TLS stack, insert it yourself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Https;
+
 /// The WSGI `environ`: every CGI and `HTTP_*` variable of the request as a
 /// string, the `wsgi.*` entries as typed accessors, and room for whatever
 /// applications and middleware add.
@@ -312,7 +321,12 @@ pub(crate) fn build(
     set("RAW_URI", raw_target);
     set("SERVER_PROTOCOL", protocol(parts.version).to_owned());
     set("SERVER_SOFTWARE", options.server_software.to_owned());
-    set("wsgi.url_scheme", options.url_scheme.to_owned());
+    let url_scheme = if parts.extensions.get::<Https>().is_some() {
+        "https"
+    } else {
+        options.url_scheme
+    };
+    set("wsgi.url_scheme", url_scheme.to_owned());
 
     if let Some(addr) = remote_addr(parts) {
         set("REMOTE_ADDR", addr.ip().to_string());
@@ -324,8 +338,7 @@ pub(crate) fn build(
     } else {
         None
     };
-    let (server_name, server_port) =
-        server_name_and_port(parts, authority.as_deref(), options.url_scheme);
+    let (server_name, server_port) = server_name_and_port(parts, authority.as_deref(), url_scheme);
     set("SERVER_NAME", server_name);
     set("SERVER_PORT", server_port);
 
@@ -400,7 +413,11 @@ fn split_script_name<'p>(
     }
 }
 
-fn add_headers(vars: &mut BTreeMap<String, String>, headers: &HeaderMap, keep_underscore: bool) {
+pub(crate) fn add_headers(
+    vars: &mut BTreeMap<String, String>,
+    headers: &HeaderMap,
+    keep_underscore: bool,
+) {
     for name in headers.keys() {
         let name_bytes = name.as_str().as_bytes();
         if !keep_underscore && name_bytes.contains(&b'_') {
@@ -649,5 +666,26 @@ mod tests {
         assert_eq!(env.get("SERVER_NAME"), Some("127.0.0.1"));
         assert_eq!(env.get("SERVER_PORT"), Some("8000"));
         assert_eq!(env.server_protocol(), "HTTP/1.0");
+    }
+
+    #[test]
+    fn the_https_extension_makes_the_scheme_and_default_port_https() {
+        let mut req = Request::get("/")
+            .header("Host", "example.test")
+            .body(())
+            .unwrap();
+        req.extensions_mut().insert(Https);
+        let env = environ_of(req, &options()).unwrap();
+        assert_eq!(env.url_scheme(), "https");
+        assert_eq!(env.get("SERVER_PORT"), Some("443"));
+        let plain = Request::get("/")
+            .header("Host", "example.test")
+            .body(())
+            .unwrap();
+        let env = environ_of(plain, &options()).unwrap();
+        assert_eq!(
+            (env.url_scheme(), env.get("SERVER_PORT")),
+            ("http", Some("80"))
+        );
     }
 }

@@ -3,16 +3,15 @@
 use std::fmt;
 use std::future::Future;
 use std::io::{self, BufRead, Read};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{ready, Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use bytes::{Buf, Bytes};
-use http_body::Body as HttpBody;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::BodyExt;
 
 use crate::error::BoxError;
 
@@ -87,12 +86,9 @@ impl Input {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let body = body
-            .map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
-            .map_err(Into::into);
         Self {
             source: Some(Source {
-                body: UnsyncBoxBody::new(body),
+                body: boxed_bytes_body(body),
                 runtime: tokio::runtime::Handle::try_current().ok(),
                 received: 0,
                 limit,
@@ -131,6 +127,27 @@ impl Input {
         Ok(out)
     }
 
+    /// The rest of the stream as an asynchronous [`http_body::Body`]: what is
+    /// still buffered, then the frames not yet read, with the same limit and
+    /// errors as the blocking reads.
+    ///
+    /// The request body of the original request goes on without being copied
+    /// or moved to another thread; an input made by [`Input::from_bytes`]
+    /// becomes a body of exactly that length.
+    ///
+    /// ```
+    /// use http_body::Body as _;
+    /// use std::io::BufRead;
+    ///
+    /// let mut input = tower_wsgi::Input::from_bytes("first\nrest");
+    /// assert_eq!(input.readline().unwrap(), b"first\n");
+    /// let body = input.into_body();
+    /// assert_eq!(body.size_hint().exact(), Some(4));
+    /// ```
+    pub fn into_body(self) -> InputBody {
+        InputBody { input: self }
+    }
+
     fn fill(&mut self) -> io::Result<()> {
         while self.buffered.is_empty() {
             let Some(source) = self.source.as_mut() else {
@@ -150,20 +167,24 @@ impl Input {
 
 impl Source {
     fn next_data(&mut self) -> io::Result<Option<Bytes>> {
+        let runtime = self.runtime.clone();
+        let _context = runtime.as_ref().map(|rt| rt.enter());
+        block_on(std::future::poll_fn(|cx| self.poll_data(cx))).transpose()
+    }
+
+    /// The next non-empty data frame, with the limit and fault bookkeeping
+    /// shared by the blocking reader and [`InputBody`].
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         if let Some(limit) = self.limit.filter(|&limit| self.received > limit) {
             // Past the limit nothing more of the body is read.
-            return Err(over_limit(limit));
+            return Poll::Ready(Some(Err(over_limit(limit))));
         }
         loop {
-            let next = {
-                let _context = self.runtime.as_ref().map(|rt| rt.enter());
-                block_on(self.body.frame())
-            };
-            match next {
-                None => return Ok(None),
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                None => return Poll::Ready(None),
                 Some(Err(error)) => {
                     self.fault.set(BodyFault::BROKEN);
-                    return Err(body_error(error));
+                    return Poll::Ready(Some(Err(body_error(error))));
                 }
                 Some(Ok(frame)) => {
                     // Trailers carry no body bytes; WSGI has no place for them.
@@ -177,13 +198,59 @@ impl Source {
                     if let Some(limit) = self.limit {
                         if self.received > limit {
                             self.fault.set(BodyFault::TOO_LARGE);
-                            return Err(over_limit(limit));
+                            return Poll::Ready(Some(Err(over_limit(limit))));
                         }
                     }
-                    return Ok(Some(data));
+                    return Poll::Ready(Some(Ok(data)));
                 }
             }
         }
+    }
+}
+
+/// `body` with `Bytes` data and boxed errors, its size hint and end kept
+/// (`BodyExt::map_frame` would lose them).
+pub(crate) fn boxed_bytes_body<B>(body: B) -> UnsyncBoxBody<Bytes, BoxError>
+where
+    B: HttpBody + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    UnsyncBoxBody::new(IntoBytes { body })
+}
+
+pin_project_lite::pin_project! {
+    struct IntoBytes<B> {
+        #[pin]
+        body: B,
+    }
+}
+
+impl<B> HttpBody for IntoBytes<B>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = ready!(self.project().body.poll_frame(cx));
+        Poll::Ready(frame.map(|frame| {
+            frame
+                .map(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
+                .map_err(Into::into)
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -248,6 +315,73 @@ impl fmt::Debug for Input {
     }
 }
 
+/// [`Input`] as an asynchronous [`http_body::Body`], made by [`Input::into_body`].
+///
+/// Errors are the [`io::Error`]s the blocking reads return, boxed. Trailers of
+/// the original body are not passed on (`wsgi.input` has no place for them).
+pub struct InputBody {
+    input: Input,
+}
+
+impl HttpBody for InputBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let input = &mut self.get_mut().input;
+        if !input.buffered.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut input.buffered)))));
+        }
+        let Some(source) = input.source.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match ready!(source.poll_data(cx)) {
+            Some(Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Some(Err(error)) => Poll::Ready(Some(Err(error.into()))),
+            None => {
+                input.source = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.input.buffered.is_empty()
+            && self
+                .input
+                .source
+                .as_ref()
+                .is_none_or(|source| source.body.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let buffered = self.input.buffered.len() as u64;
+        match &self.input.source {
+            None => SizeHint::with_exact(buffered),
+            Some(source) => {
+                let rest = source.body.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower().saturating_add(buffered));
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(buffered));
+                }
+                hint
+            }
+        }
+    }
+}
+
+impl fmt::Debug for InputBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InputBody")
+            .field("input", &self.input)
+            .finish()
+    }
+}
+
 struct ThreadWaker(Thread);
 
 impl Wake for ThreadWaker {
@@ -279,7 +413,6 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body::Frame;
     use http_body_util::Full;
     use std::collections::VecDeque;
 

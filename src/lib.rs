@@ -114,6 +114,18 @@
 //! - **Errors** before the headers are a 500 with `Content-Length`; after, the
 //!   response is aborted (an unterminated chunked body, or a reset).
 //!
+//! # Middleware
+//!
+//! WSGI middleware is an app that calls another app, and ports as one: an
+//! [`App`] generic over the app it wraps, changing the environ, wrapping
+//! `start_response` ([`StartResponse::map_head`]) or the body.
+//! [`Dispatcher`] mounts several apps by path prefix, as Werkzeug's
+//! `DispatcherMiddleware` does. A [`Middleware`] receives the app it wraps
+//! as [`Next`], and [`WsgiMiddlewareLayer`] puts it in front of any tower
+//! service, an axum `Router` included: the environ it passes on becomes the
+//! inner request, the inner response comes back through `start_response`,
+//! and the rules are applied once, at the edge.
+//!
 //! # Differences from Werkzeug
 //!
 //! The crate ports Werkzeug 1.0.1's `run_wsgi`, and a differential test
@@ -157,6 +169,15 @@
 //! `werkzeug.test.Client`: every rule applies, no socket is opened, and it
 //! works in `#[tokio::test]`s and plain `#[test]`s alike.
 //!
+//! # HTTP/2 and TLS
+//!
+//! [`Server`] speaks HTTP/1 and HTTP/2 on the same port (h2c with prior
+//! knowledge), and the rules above hold on both. With the `tls` feature
+//! (rustls, ring provider), `Server::tls` with a `TlsConfig`, or
+//! `serve_tls` with two PEM files, serves TLS only, HTTP/2 or HTTP/1.1
+//! chosen by ALPN; requests that came over TLS carry the [`Https`] extension
+//! and see `wsgi.url_scheme` `https`.
+//!
 //! # Cancel safety
 //!
 //! When the client goes away, hyper drops the [`ResponseFuture`] or the
@@ -177,10 +198,12 @@ mod axum;
 mod body;
 mod config;
 mod dispatch;
+mod dispatcher;
 mod environ;
 mod error;
 mod errors;
 mod input;
+mod middleware;
 mod pool;
 /// The porting guide: WSGI idioms side by side with their tower-wsgi port.
 ///
@@ -192,16 +215,29 @@ mod serve;
 mod service;
 mod start_response;
 pub mod test_client;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use app::{app_fn, App, AppFn};
 pub use body::{Body, Iterable};
 pub use config::{Builder, ConnectionPolicy, HopByHop};
-pub use environ::{Environ, Iter, LocalAddr, RemoteAddr};
+pub use dispatcher::Dispatcher;
+pub use environ::{Environ, Https, Iter, LocalAddr, RemoteAddr};
 pub use error::{BoxError, Error, ErrorKind};
 pub use errors::Errors;
-pub use input::Input;
+pub use input::{Input, InputBody};
+pub use middleware::{
+    middleware_fn, Middleware, MiddlewareApp, MiddlewareFn, Next, WsgiMiddleware,
+    WsgiMiddlewareLayer,
+};
 pub use proxy_fix::{ProxyFix, ProxyFixOrig};
 pub use response::{ResponseBody, ResponseFuture};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use serve::serve_tls;
 pub use serve::{serve, Server};
 pub use service::WsgiService;
 pub use start_response::{StartResponse, Writer};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls::TlsConfig;

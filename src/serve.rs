@@ -1,6 +1,7 @@
 //! Serving a [`WsgiService`](crate::WsgiService) (or any stack around it)
-//! over TCP: hyper-util's auto builder (HTTP/1 and h2c), a header read
-//! timeout, client addresses in the environ, and graceful shutdown.
+//! over TCP: hyper-util's auto builder (HTTP/1 and h2c, or TLS with the
+//! `tls` feature), a header read timeout, client addresses in the environ,
+//! and graceful shutdown.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -14,13 +15,14 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tower_service::Service;
 
 use crate::app::App;
-use crate::environ::{LocalAddr, RemoteAddr};
+use crate::environ::{Https, LocalAddr, RemoteAddr};
 use crate::error::BoxError;
 use crate::service::WsgiService;
 
@@ -45,6 +47,42 @@ pub async fn serve<A: App>(addr: impl ToSocketAddrs, app: A) -> io::Result<()> {
     Server::bind(addr).await?.serve(WsgiService::new(app)).await
 }
 
+/// Serves `app` over TLS on `addr` until Ctrl-C or SIGTERM, with the
+/// certificate chain and private key of two PEM files.
+///
+/// HTTP/2 and HTTP/1.1 are offered by ALPN; `wsgi.url_scheme` is `https`.
+/// For more options, build a [`TlsConfig`](crate::TlsConfig) and use
+/// [`Server::tls`].
+///
+/// ```no_run
+/// use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+///
+/// fn hello(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+///     Ok(format!("Hello over {}", environ.url_scheme()).into())
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> std::io::Result<()> {
+///     tower_wsgi::serve_tls("0.0.0.0:8443", hello, "cert.pem", "key.pem").await
+/// }
+/// ```
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub async fn serve_tls<A: App>(
+    addr: impl ToSocketAddrs,
+    app: A,
+    cert_chain_path: impl AsRef<std::path::Path>,
+    key_path: impl AsRef<std::path::Path>,
+) -> io::Result<()> {
+    let tls = crate::tls::TlsConfig::from_pem_files(cert_chain_path, key_path)?;
+    Server::bind(addr)
+        .await?
+        .tls(tls)
+        .serve(WsgiService::new(app))
+        .await
+}
+
 /// A TCP server for a tower service: the building block behind [`serve`].
 ///
 /// ```no_run
@@ -66,6 +104,8 @@ pub struct Server {
     listener: TcpListener,
     header_read_timeout: Duration,
     grace_period: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Server {
@@ -80,6 +120,8 @@ impl Server {
             listener,
             header_read_timeout: Duration::from_secs(30),
             grace_period: Duration::from_secs(30),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -99,6 +141,17 @@ impl Server {
     #[must_use]
     pub fn grace_period(mut self, period: Duration) -> Self {
         self.grace_period = period;
+        self
+    }
+
+    /// Serves TLS only: each connection's handshake runs in its own task
+    /// (a slow client never holds up the others), and its requests get
+    /// `wsgi.url_scheme` `https`.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[must_use]
+    pub fn tls(mut self, config: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -140,6 +193,9 @@ impl Server {
             .keep_alive(true);
         builder.http2().timer(TokioTimer::new());
         let graceful = GracefulShutdown::new();
+        // Dropped at shutdown: handshakes still under way are abandoned.
+        #[cfg(feature = "tls")]
+        let (stop_handshakes, _) = tokio::sync::watch::channel(());
         let mut signal = pin!(signal);
         tracing::info!(%local, "listening");
         loop {
@@ -160,19 +216,40 @@ impl Server {
                 inner: service.clone(),
                 remote,
                 local,
+                https: false,
             };
-            let conn = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service),
-            );
-            let conn = graceful.watch(conn.into_owned());
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            #[cfg(feature = "tls")]
+            if let Some(tls) = self.tls.clone() {
+                let mut stop = stop_handshakes.subscribe();
+                tokio::spawn(async move {
+                    let accepted = tokio::select! {
+                        accepted = tls.accept(stream) => accepted,
+                        _ = stop.changed() => return,
+                    };
+                    match accepted {
+                        Ok(stream) => {
+                            let service = AddAddrs {
+                                https: true,
+                                ..service
+                            };
+                            serve_connection(&builder, stream, service, watcher).await;
+                        }
+                        Err(error) => {
+                            tracing::info!(%remote, %error, "TLS handshake failed");
+                        }
+                    }
+                });
+                continue;
+            }
             tokio::spawn(async move {
-                if let Err(error) = conn.await {
-                    log_connection_error(remote, &*error);
-                }
+                serve_connection(&builder, stream, service, watcher).await;
             });
         }
         drop(self.listener);
+        #[cfg(feature = "tls")]
+        drop(stop_handshakes);
         tracing::info!("shutting down: waiting for in-flight requests");
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
@@ -184,11 +261,38 @@ impl Server {
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("local_addr", &self.listener.local_addr().ok())
+        let mut f = f.debug_struct("Server");
+        f.field("local_addr", &self.listener.local_addr().ok())
             .field("header_read_timeout", &self.header_read_timeout)
-            .field("grace_period", &self.grace_period)
-            .finish()
+            .field("grace_period", &self.grace_period);
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls);
+        f.finish()
+    }
+}
+
+/// Serves one connection to its end (or to shutdown), logging why it failed.
+async fn serve_connection<I, S, B>(
+    builder: &auto::Builder<TokioExecutor>,
+    stream: I,
+    service: AddAddrs<S>,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let remote = service.remote;
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    if let Err(error) = watcher.watch(conn.into_owned()).await {
+        log_connection_error(remote, &*error);
     }
 }
 
@@ -208,12 +312,13 @@ fn log_connection_error(remote: SocketAddr, error: &(dyn std::error::Error + 'st
     }
 }
 
-/// Puts the connection's addresses into every request.
+/// Puts the connection's addresses (and [`Https`] on TLS) into every request.
 #[derive(Clone)]
 struct AddAddrs<S> {
     inner: S,
     remote: SocketAddr,
     local: SocketAddr,
+    https: bool,
 }
 
 impl<S, B> Service<Request<B>> for AddAddrs<S>
@@ -234,6 +339,9 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         req.extensions_mut().insert(RemoteAddr(self.remote));
         req.extensions_mut().insert(LocalAddr(self.local));
+        if self.https {
+            req.extensions_mut().insert(Https);
+        }
         self.inner.call(req)
     }
 }

@@ -18,7 +18,9 @@ use crate::error::BoxError;
 use crate::input::{BodyFault, Input};
 use crate::pool::Pool;
 use crate::response::head::RequestFacts;
-use crate::response::{simple_response, Exchange, Failure, ResponseBody, ResponseFuture};
+use crate::response::{
+    simple_response, Exchange, Failure, RequestTrace, ResponseBody, ResponseFuture,
+};
 
 /// A WSGI-shaped [`App`] as a tower [`Service`].
 ///
@@ -97,7 +99,8 @@ where
         let config = &self.config;
         let (parts, body) = req.into_parts();
         let is_head = environ::is_head(&parts.method);
-        let span = tracing::info_span!("wsgi", method = %parts.method, uri = %parts.uri);
+        let span = RequestTrace::span(&parts.method, &parts.uri);
+        let trace = RequestTrace::new(span.clone());
 
         if let (Some(limit), Some(declared)) =
             (config.max_request_body, declared_length(&parts.headers))
@@ -110,11 +113,10 @@ where
                         "request body over the configured limit; answering 413"
                     )
                 });
-                return ResponseFuture::ready(simple_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    config,
-                    is_head,
-                ));
+                return ResponseFuture::ready(
+                    simple_response(StatusCode::PAYLOAD_TOO_LARGE, config, is_head),
+                    trace,
+                );
             }
         }
 
@@ -155,7 +157,7 @@ where
                     });
                 }
             }
-            return ResponseFuture::waiting(rx);
+            return ResponseFuture::waiting(rx, trace);
         }
         let app = self.app.clone();
         let job_span = span.clone();
@@ -166,7 +168,7 @@ where
             let _never_blocks = request.run(&*app);
         }));
         match submitted {
-            Ok(()) => ResponseFuture::waiting(rx),
+            Ok(()) => ResponseFuture::waiting(rx, trace),
             Err(refused) => {
                 span.in_scope(|| tracing::warn!(?refused, "application pool full; answering 503"));
                 let mut response =
@@ -174,7 +176,7 @@ where
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                ResponseFuture::ready(response)
+                ResponseFuture::ready(response, trace)
             }
         }
     }

@@ -24,11 +24,97 @@ use crate::response::Exchange;
 #[derive(Clone)]
 pub struct StartResponse {
     exchange: Arc<Exchange>,
+    map_head: Option<Arc<MapHead>>,
 }
+
+/// A middleware's change to the status and headers, innermost first.
+type MapHead = dyn Fn(&mut String, &mut Vec<(String, String)>) + Send + Sync;
 
 impl StartResponse {
     pub(crate) fn new(exchange: Arc<Exchange>) -> Self {
-        Self { exchange }
+        Self {
+            exchange,
+            map_head: None,
+        }
+    }
+
+    /// A `start_response` that lets `f` change the status and headers before
+    /// they are set: what a WSGI middleware does by wrapping `start_response`.
+    ///
+    /// `f` runs on every call (with or without `exc_info`), before the
+    /// changes of the `start_response` this one was made from, as nested
+    /// Python wrappers would. The result is checked as usual.
+    ///
+    /// ```
+    /// use tower_wsgi::{App, Body, BoxError, Environ, StartResponse};
+    ///
+    /// // def add_frame_options(app):
+    /// //     def middleware(environ, start_response):
+    /// //         def sr(status, headers, exc_info=None):
+    /// //             headers.append(("X-Frame-Options", "DENY"))
+    /// //             return start_response(status, headers, exc_info)
+    /// //         return app(environ, sr)
+    /// //     return middleware
+    /// struct AddFrameOptions<A>(A);
+    ///
+    /// impl<A: App> App for AddFrameOptions<A> {
+    ///     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    ///         let start_response = start_response.map_head(|_status, headers| {
+    ///             headers.push(("X-Frame-Options".into(), "DENY".into()));
+    ///         });
+    ///         self.0.call(environ, start_response)
+    ///     }
+    /// }
+    /// # fn app(_: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    /// #     start_response.start("200 OK", [("Content-Length", "0")])?;
+    /// #     Ok(Body::empty())
+    /// # }
+    /// # let _ = tower_wsgi::WsgiService::new(AddFrameOptions(app));
+    /// ```
+    #[must_use]
+    pub fn map_head<F>(&self, f: F) -> Self
+    where
+        F: Fn(&mut String, &mut Vec<(String, String)>) + Send + Sync + 'static,
+    {
+        let map_head: Arc<MapHead> = match self.map_head.clone() {
+            None => Arc::new(f),
+            Some(outer) => Arc::new(move |status: &mut String, headers: &mut Vec<_>| {
+                f(status, headers);
+                outer(status, headers);
+            }),
+        };
+        Self {
+            exchange: self.exchange.clone(),
+            map_head: Some(map_head),
+        }
+    }
+
+    fn start_inner<I, K, V>(
+        &self,
+        status: &str,
+        headers: I,
+        exc_info: Option<BoxError>,
+    ) -> Result<Writer, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        match &self.map_head {
+            None => self.exchange.start(status, headers, exc_info)?,
+            Some(map_head) => {
+                let mut status = status.to_owned();
+                let mut headers: Vec<(String, String)> = headers
+                    .into_iter()
+                    .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+                    .collect();
+                map_head(&mut status, &mut headers);
+                self.exchange.start(&status, headers, exc_info)?;
+            }
+        }
+        Ok(Writer {
+            exchange: self.exchange.clone(),
+        })
     }
 
     /// `start_response(status, headers)`: `status` is `"NNN reason"` or
@@ -42,10 +128,7 @@ impl StartResponse {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        self.exchange.start(status.as_ref(), headers, None)?;
-        Ok(Writer {
-            exchange: self.exchange.clone(),
-        })
+        self.start_inner(status.as_ref(), headers, None)
     }
 
     /// `start_response(status, headers, exc_info)`: the error page path.
@@ -66,11 +149,7 @@ impl StartResponse {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        self.exchange
-            .start(status.as_ref(), headers, Some(exc_info.into()))?;
-        Ok(Writer {
-            exchange: self.exchange.clone(),
-        })
+        self.start_inner(status.as_ref(), headers, Some(exc_info.into()))
     }
 }
 

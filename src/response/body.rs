@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame as HttpFrame, SizeHint};
 use tokio::sync::mpsc;
 
+use super::trace::{Ending, RequestTrace};
 use crate::error::BoxError;
 
 /// One item of the channel from the application thread.
@@ -20,6 +21,7 @@ pub(crate) type Frame = Result<Bytes, BoxError>;
 /// fail and its body close.
 pub struct ResponseBody {
     kind: Kind,
+    trace: Option<RequestTrace>,
 }
 
 enum Kind {
@@ -53,10 +55,25 @@ impl Default for ResponseBody {
 }
 
 impl ResponseBody {
+    fn new(kind: Kind) -> Self {
+        Self { kind, trace: None }
+    }
+
+    /// From now on the body reports what it sends to `trace`.
+    pub(crate) fn set_trace(&mut self, trace: RequestTrace) {
+        self.trace = Some(trace);
+    }
+
+    /// Nothing is left to send: hyper may drop the body without polling
+    /// it to the end (a satisfied `Content-Length`, HEAD on HTTP/1).
+    fn is_complete(&self) -> bool {
+        matches!(self.kind, Kind::Empty { .. })
+            || self.is_end_stream()
+            || self.size_hint().exact() == Some(0)
+    }
+
     pub(crate) fn full(data: Bytes) -> Self {
-        Self {
-            kind: Kind::Full(Some(data)),
-        }
+        Self::new(Kind::Full(Some(data)))
     }
 
     /// The whole body, known when the head goes out.
@@ -65,26 +82,22 @@ impl ResponseBody {
             Some(_) => Kind::Full(data),
             None => Kind::Once { data, ended: false },
         };
-        Self { kind }
+        Self::new(kind)
     }
 
     pub(crate) fn empty(keep_open: bool) -> Self {
-        Self {
-            kind: Kind::Empty {
-                end_stream: !keep_open,
-            },
-        }
+        Self::new(Kind::Empty {
+            end_stream: !keep_open,
+        })
     }
 
     pub(crate) fn stream(rx: mpsc::Receiver<Frame>, content_length: Option<u64>) -> Self {
-        Self {
-            kind: Kind::Stream {
-                rx,
-                remaining: content_length,
-                ended: false,
-                abort: None,
-            },
-        }
+        Self::new(Kind::Stream {
+            rx,
+            remaining: content_length,
+            ended: false,
+            abort: None,
+        })
     }
 }
 
@@ -96,53 +109,16 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<HttpFrame<Bytes>, BoxError>>> {
-        match &mut self.get_mut().kind {
-            Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(HttpFrame::data(d)))),
-            Kind::Once { data, ended } => match data.take() {
-                Some(data) => Poll::Ready(Some(Ok(HttpFrame::data(data)))),
-                None => {
-                    *ended = true;
-                    Poll::Ready(None)
-                }
-            },
-            Kind::Empty { .. } => Poll::Ready(None),
-            Kind::Stream {
-                rx,
-                remaining,
-                ended,
-                abort,
-            } => {
-                if let Some(error) = abort.take() {
-                    *ended = true;
-                    return Poll::Ready(Some(Err(error)));
-                }
-                if *ended {
-                    return Poll::Ready(None);
-                }
-                match rx.poll_recv(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Some(Ok(data))) => {
-                        if let Some(remaining) = remaining {
-                            *remaining = remaining.saturating_sub(data.len() as u64);
-                        }
-                        Poll::Ready(Some(Ok(HttpFrame::data(data))))
-                    }
-                    Poll::Ready(Some(Err(error))) => {
-                        // hyper flushes what it holds when the body is pending;
-                        // an error right away would drop the head and the
-                        // partial body unsent, and the client could not tell
-                        // a truncated response from none at all.
-                        *abort = Some(error);
-                        cx.waker().wake_by_ref();
-                        Poll::Pending
-                    }
-                    Poll::Ready(None) => {
-                        *ended = true;
-                        Poll::Ready(None)
-                    }
-                }
+        let this = self.get_mut();
+        let polled = poll_kind(&mut this.kind, cx);
+        if let (Poll::Ready(frame), Some(trace)) = (&polled, &mut this.trace) {
+            match frame {
+                Some(Ok(frame)) => trace.sent(frame.data_ref().map_or(0, Bytes::len)),
+                Some(Err(error)) => trace.end(Ending::Aborted(&**error)),
+                None => trace.end(Ending::Complete),
             }
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -163,6 +139,70 @@ impl Body for ResponseBody {
             Kind::Stream { remaining, .. } => {
                 remaining.map_or_else(SizeHint::default, SizeHint::with_exact)
             }
+        }
+    }
+}
+
+fn poll_kind(
+    kind: &mut Kind,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<HttpFrame<Bytes>, BoxError>>> {
+    match kind {
+        Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(HttpFrame::data(d)))),
+        Kind::Once { data, ended } => match data.take() {
+            Some(data) => Poll::Ready(Some(Ok(HttpFrame::data(data)))),
+            None => {
+                *ended = true;
+                Poll::Ready(None)
+            }
+        },
+        Kind::Empty { .. } => Poll::Ready(None),
+        Kind::Stream {
+            rx,
+            remaining,
+            ended,
+            abort,
+        } => {
+            if let Some(error) = abort.take() {
+                *ended = true;
+                return Poll::Ready(Some(Err(error)));
+            }
+            if *ended {
+                return Poll::Ready(None);
+            }
+            match rx.poll_recv(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(data))) => {
+                    if let Some(remaining) = remaining {
+                        *remaining = remaining.saturating_sub(data.len() as u64);
+                    }
+                    Poll::Ready(Some(Ok(HttpFrame::data(data))))
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    // hyper flushes what it holds when the body is pending;
+                    // an error right away would drop the head and the
+                    // partial body unsent, and the client could not tell
+                    // a truncated response from none at all.
+                    *abort = Some(error);
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Poll::Ready(None) => {
+                    *ended = true;
+                    Poll::Ready(None)
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(mut trace) = self.trace.take() {
+            if self.is_complete() {
+                trace.end(Ending::Complete);
+            }
+            // Otherwise the trace reports the client gone as it drops.
         }
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 
 use super::body::ResponseBody;
 use super::exchange::Outcome;
+use super::trace::RequestTrace;
 
 /// Response future for [`WsgiService`](crate::WsgiService).
 ///
@@ -17,6 +18,8 @@ use super::exchange::Outcome;
 /// client went away) makes the application's next `write` fail.
 pub struct ResponseFuture {
     kind: Kind,
+    /// Handed to the body with the head.
+    trace: Option<RequestTrace>,
 }
 
 enum Kind {
@@ -25,16 +28,26 @@ enum Kind {
 }
 
 impl ResponseFuture {
-    pub(crate) fn ready(response: Response<ResponseBody>) -> Self {
+    pub(crate) fn ready(response: Response<ResponseBody>, trace: RequestTrace) -> Self {
         Self {
             kind: Kind::Ready(Some(response)),
+            trace: Some(trace),
         }
     }
 
-    pub(crate) fn waiting(rx: oneshot::Receiver<Outcome>) -> Self {
+    pub(crate) fn waiting(rx: oneshot::Receiver<Outcome>, trace: RequestTrace) -> Self {
         Self {
             kind: Kind::Waiting(rx),
+            trace: Some(trace),
         }
+    }
+
+    fn traced(&mut self, mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+        if let Some(mut trace) = self.trace.take() {
+            trace.responded(response.status());
+            response.body_mut().set_trace(trace);
+        }
+        response
     }
 }
 
@@ -44,18 +57,21 @@ impl Future for ResponseFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match &mut this.kind {
-            Kind::Ready(response) => Poll::Ready(Ok(response.take().unwrap_or_else(lost))),
+            Kind::Ready(response) => {
+                let response = response.take().unwrap_or_else(lost);
+                Poll::Ready(Ok(this.traced(response)))
+            }
             Kind::Waiting(rx) => {
                 let outcome = ready!(Pin::new(rx).poll(cx));
                 this.kind = Kind::Ready(None);
                 match outcome {
-                    Ok(Outcome::Response(response)) => Poll::Ready(Ok(response)),
+                    Ok(Outcome::Response(response)) => Poll::Ready(Ok(this.traced(response))),
                     Ok(Outcome::Passthrough(payload)) => std::panic::resume_unwind(payload),
                     Err(_) => {
                         tracing::error!(
                             "the application thread ended without answering; answering 500"
                         );
-                        Poll::Ready(Ok(lost()))
+                        Poll::Ready(Ok(this.traced(lost())))
                     }
                 }
             }

@@ -81,8 +81,11 @@ where
     let plan = if body_allowed {
         BodyPlan::Stream { content_length }
     } else {
+        // On HTTP/2 an ended body keeps the header, and its HEADERS frame
+        // then ends the stream with no (empty) DATA frame after it.
+        let http1 = facts.version != Version::HTTP_2 && facts.version != Version::HTTP_3;
         BodyPlan::Suppressed {
-            keep_length: code == 304 && content_length.is_some(),
+            keep_length: code == 304 && content_length.is_some() && http1,
         }
     };
     let mut prepared = Prepared {
@@ -426,6 +429,14 @@ mod tests {
         let p = prep("304 Not Modified", &[("Content-Length", "5")], GET11).unwrap();
         assert_eq!(p.headers[header::CONTENT_LENGTH], "5");
         assert_eq!(p.plan, BodyPlan::Suppressed { keep_length: true });
+        let p = prep(
+            "304 Not Modified",
+            &[("Content-Length", "5")],
+            facts(false, Version::HTTP_2),
+        )
+        .unwrap();
+        assert_eq!(p.headers[header::CONTENT_LENGTH], "5");
+        assert_eq!(p.plan, BodyPlan::Suppressed { keep_length: false });
         let p = prep(
             "200 OK",
             &[("Content-Length", "5")],

@@ -5,8 +5,10 @@ mod body;
 mod exchange;
 mod future;
 pub(crate) mod head;
+mod trace;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 
 pub(crate) use exchange::{simple_response, Exchange, Failure, Sent, Source, Stop};
+pub(crate) use trace::RequestTrace;
