@@ -183,6 +183,15 @@ impl Source {
             match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
                 None => return Poll::Ready(None),
                 Some(Err(error)) => {
+                    if is_length_limit(&*error) {
+                        // A limit set by a layer in front (tower-http's
+                        // `RequestBodyLimitLayer`, axum's `DefaultBodyLimit`).
+                        self.fault.set(BodyFault::TOO_LARGE);
+                        return Poll::Ready(Some(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            error,
+                        ))));
+                    }
                     self.fault.set(BodyFault::BROKEN);
                     return Poll::Ready(Some(Err(body_error(error))));
                 }
@@ -263,6 +272,19 @@ fn over_limit(limit: u64) -> io::Error {
 
 /// Turns a body error into the `io::Error` it wraps, keeping its kind
 /// (hyper reports a truncated body as `UnexpectedEof`).
+/// Whether `error` is, or is caused by, `http_body_util::Limited` refusing
+/// more of the body.
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(err) = cause {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
 fn body_error(error: BoxError) -> io::Error {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
     let mut kind = io::ErrorKind::Other;

@@ -250,10 +250,10 @@ fn spin_for_work(shared: &Shared) -> bool {
 fn monitor(shared: &Arc<Shared>) {
     let mut st = shared.lock();
     while !st.shutdown {
-        let stalled_for = match st.queue.front() {
-            Some((queued_at, _)) => Some(queued_at.max(&st.last_start).elapsed()),
-            None => None,
-        };
+        let stalled_for = st
+            .queue
+            .front()
+            .map(|(queued_at, _)| queued_at.max(&st.last_start).elapsed());
         let wait = match stalled_for {
             None => IDLE_TIMEOUT,
             Some(stalled) if stalled < GROW_AFTER => GROW_AFTER - stalled,
@@ -349,5 +349,34 @@ mod tests {
         pool.submit(Box::new(move || tx.send(()).unwrap())).unwrap();
         rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(pool.threads(), 1);
+    }
+
+    #[test]
+    fn blocked_jobs_get_threads_beyond_the_cores() {
+        // Eight jobs that each wait for all eight: they finish only if the
+        // pool grows past its eager threads while they block.
+        let jobs = 8;
+        let pool = Pool::new(jobs, 64);
+        let arrived = Arc::new((Mutex::new(0), Condvar::new()));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..jobs {
+            let arrived = arrived.clone();
+            let tx = tx.clone();
+            pool.submit(Box::new(move || {
+                let (count, all_here) = &*arrived;
+                let mut count = count.lock().unwrap();
+                *count += 1;
+                all_here.notify_all();
+                let (count, timeout) = all_here
+                    .wait_timeout_while(count, Duration::from_secs(10), |c| *c < jobs)
+                    .unwrap();
+                tx.send(!timeout.timed_out() && *count == jobs).unwrap();
+            }))
+            .unwrap();
+        }
+        for _ in 0..jobs {
+            assert!(rx.recv_timeout(Duration::from_secs(15)).unwrap());
+        }
+        assert_eq!(pool.threads(), jobs);
     }
 }

@@ -194,11 +194,10 @@ fn body_limit_answers_413_for_a_declared_length_over_the_limit() {
 
 /// tower-http's limit reaches the application as a failing `wsgi.input` read
 /// (`length limit exceeded`); the conformance app lets the error propagate,
-/// and the crate answers 400, as for any broken request body, cause logged,
-/// and closes the connection. (The crate's own `Builder::max_request_body`
-/// answers 413 here.)
+/// and the crate answers 413, as for its own `Builder::max_request_body`,
+/// cause logged, and closes the connection.
 #[test]
-fn body_limit_on_a_chunked_body_read_through_wsgi_input_is_a_400() {
+fn body_limit_on_a_chunked_body_read_through_wsgi_input_is_a_413() {
     let server = support::serve(
         ServiceBuilder::new()
             .layer(RequestBodyLimitLayer::new(16))
@@ -215,7 +214,7 @@ fn body_limit_on_a_chunked_body_read_through_wsgi_input_is_a_400() {
     request.push_str("0\r\n\r\n");
     conn.send(request.as_bytes());
     let resp = conn.read_response(false);
-    assert_eq!(resp.status, 400);
+    assert_eq!(resp.status, 413);
     assert!(resp.complete);
     assert_eq!(resp.header("connection"), Some("close"));
     assert!(

@@ -18,6 +18,8 @@ use crate::error::{self, BoxError, Error, ErrorKind};
 use crate::input::BodyFault;
 
 /// What the response future receives.
+// Boxing the common variant would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Outcome {
     Response(Response<ResponseBody>),
     /// `passthrough_errors`: the failure, to raise again in the caller.

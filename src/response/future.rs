@@ -22,6 +22,8 @@ pub struct ResponseFuture {
     trace: Option<RequestTrace>,
 }
 
+// Boxing the ready response would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Ready(Option<Response<ResponseBody>>),
     Waiting(oneshot::Receiver<Outcome>),

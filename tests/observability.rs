@@ -1,0 +1,111 @@
+//! The `tracing` record of each request: one span with method, target,
+//! status, bytes sent and duration; an event for how the response ended.
+#![deny(warnings)]
+
+mod support;
+
+use std::io::Read;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tower_wsgi::{app_fn, Body, BoxError, Environ, StartResponse, WsgiService};
+
+#[derive(Debug)]
+struct Cause(&'static str, Option<Box<Cause>>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.1.as_deref().map(|c| c as _)
+    }
+}
+
+fn app(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    match environ.path_info() {
+        "/traced" => {
+            start_response.start("201 Created", [("Content-Length", "11")])?;
+            Ok("hello world".into())
+        }
+        "/endless" => {
+            start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+            Ok(Body::from_chunks(std::iter::repeat_n(
+                Bytes::from_static(&[b'e'; 16 * 1024]),
+                1 << 20,
+            )))
+        }
+        "/cut" => {
+            start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+            let chunks: Vec<Result<Bytes, BoxError>> = vec![
+                Ok(Bytes::from_static(b"part")),
+                Err(Box::new(Cause("the database went away", None))),
+            ];
+            Ok(Body::from_results(chunks))
+        }
+        _ => Err(Box::new(Cause(
+            "rendering the page failed",
+            Some(Box::new(Cause("template missing: index.html", None))),
+        ))),
+    }
+}
+
+#[test]
+fn each_request_has_a_span_with_status_bytes_and_duration() {
+    let server = support::serve(WsgiService::new(app_fn(app)));
+    let resp = server.get("/traced?who=span");
+    assert_eq!(resp.status, 201);
+    let line = support::log_line_with(&["/traced?who=span", "response sent"])
+        .expect("an event when the response was sent");
+    for field in ["method=GET", "status=201", "bytes_sent=11", "duration_ms="] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+}
+
+#[test]
+fn a_client_that_goes_away_is_an_event() {
+    let server = support::serve(WsgiService::new(app_fn(app)));
+    let mut conn = server.connect();
+    conn.send(b"GET /endless?who=leaver HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut some = [0; 1024];
+    conn.stream()
+        .try_clone()
+        .unwrap()
+        .read_exact(&mut some)
+        .unwrap();
+    drop(conn);
+    let line = support::log_line_with(&[
+        "/endless?who=leaver",
+        "client went away before the response ended",
+    ])
+    .expect("an event when the client left");
+    assert!(line.contains("status=200"), "{line}");
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+#[test]
+fn aborts_and_app_errors_are_logged_with_their_cause_chain() {
+    let server = support::serve(WsgiService::new(app_fn(app)));
+    let resp = server.get("/cut?who=abort");
+    assert!(!resp.complete);
+    assert!(support::log_line_with(&[
+        "/cut?who=abort",
+        "response aborted",
+        "the database went away"
+    ])
+    .is_some());
+
+    let resp = server.get("/fails?who=chain");
+    assert_eq!(resp.status, 500);
+    assert!(support::log_line_with(&[
+        "/fails?who=chain",
+        "rendering the page failed",
+        "template missing: index.html",
+        "answering 500",
+    ])
+    .is_some());
+    assert!(support::log_line_with(&["/fails?who=chain", "response sent", "status=500"]).is_some());
+}
