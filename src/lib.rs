@@ -205,6 +205,10 @@ mod errors;
 mod input;
 mod middleware;
 mod pool;
+/// The porting guide: WSGI idioms side by side with their tower-wsgi port.
+///
+#[doc = include_str!("../docs/porting.md")]
+pub mod porting_guide {}
 pub mod proxy_fix;
 mod response;
 mod serve;
