@@ -87,9 +87,8 @@ fn is_capture(segment: &str) -> bool {
 }
 
 /// The client's address from `Router::into_make_service_with_connect_info::<SocketAddr>()`.
-pub(crate) fn connect_info(parts: &Parts) -> Option<SocketAddr> {
-    parts
-        .extensions
+pub(crate) fn connect_info(extensions: &http::Extensions) -> Option<SocketAddr> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr)
 }

@@ -1,10 +1,12 @@
 //! Options for [`WsgiService`](crate::WsgiService), set through [`Builder`].
 
 use std::fmt;
+use std::sync::Arc;
 
 use http::HeaderValue;
 
 use crate::app::App;
+use crate::environ::EnvironOptions;
 use crate::service::WsgiService;
 
 /// What happens to the connection after a response whose length the
@@ -45,6 +47,8 @@ pub(crate) struct Config {
     pub(crate) max_request_body: Option<u64>,
     pub(crate) script_name: String,
     pub(crate) url_scheme: &'static str,
+    /// The environ's share of the above, made once per service.
+    pub(crate) environ: Arc<EnvironOptions>,
     pub(crate) max_threads: usize,
     pub(crate) max_queue: usize,
     pub(crate) response_buffer: usize,
@@ -56,7 +60,7 @@ const DEFAULT_SERVER: &str = concat!("tower-wsgi/", env!("CARGO_PKG_VERSION"));
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
+        let mut config = Self {
             connection_policy: ConnectionPolicy::default(),
             server: Some(HeaderValue::from_static(DEFAULT_SERVER)),
             server_software: DEFAULT_SERVER.to_owned(),
@@ -66,10 +70,24 @@ impl Default for Config {
             max_request_body: None,
             script_name: String::new(),
             url_scheme: "http",
+            environ: Arc::default(),
             max_threads: 64,
             max_queue: 256,
             response_buffer: 4,
             inline: false,
+        };
+        config.environ = Arc::new(config.environ_options());
+        config
+    }
+}
+
+impl Config {
+    pub(crate) fn environ_options(&self) -> EnvironOptions {
+        EnvironOptions {
+            script_name: self.script_name.clone(),
+            https: self.url_scheme == "https",
+            server_software: self.server_software.clone(),
+            keep_underscore_headers: self.keep_underscore_headers,
         }
     }
 }

@@ -1,10 +1,14 @@
 //! The WSGI environ: the request as PEP 3333 keys, plus `wsgi.input` and `wsgi.errors`.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{btree_map, BTreeMap};
 use std::fmt;
+use std::iter::Peekable;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use http::{header, request, HeaderMap, Method, Version};
+use http::{header, request, HeaderMap, HeaderName, Method, Version};
 
 use crate::errors::Errors;
 use crate::input::Input;
@@ -53,7 +57,14 @@ pub struct Https;
 /// assert_eq!(environ.get("HTTP_ACCEPT"), None);
 /// ```
 pub struct Environ {
-    vars: BTreeMap<String, String>,
+    /// Every variable but those of the request headers.
+    vars: OnceCell<Vars>,
+    /// `HTTP_*`, `CONTENT_TYPE` and `CONTENT_LENGTH`.
+    header_vars: OnceCell<Vars>,
+    /// The request as received: each group of variables is made from it the
+    /// first time one of them is asked for, since many applications read
+    /// few of them, and some none.
+    received: Option<Received>,
     input: Input,
     errors: Errors,
     input_terminated: bool,
@@ -63,37 +74,86 @@ pub struct Environ {
 impl Environ {
     /// The string value of `key`, like `environ.get(key)` in Python.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars.get(key).map(String::as_str)
+        let vars = if is_header_key(key) {
+            self.header_vars()
+        } else {
+            self.vars()
+        };
+        vars.get(key).map(AsRef::as_ref)
     }
 
     /// Sets `key` to `value`, returning the previous value.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) -> Option<String> {
-        self.vars.insert(key.into(), value.into())
+        let (key, value) = (Cow::Owned(key.into()), Cow::Owned(value.into()));
+        let group = Group::of(&key);
+        self.change(group, |vars| vars.insert(key, value))
+            .map(Cow::into_owned)
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        self.vars.remove(key)
+        self.change(Group::of(key), |vars| vars.remove(key))
+            .map(Cow::into_owned)
     }
 
     /// `true` if `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.vars.contains_key(key)
+        self.get(key).is_some()
     }
 
     /// The string entries, sorted by key.
     pub fn iter(&self) -> Iter<'_> {
-        Iter(self.vars.iter())
+        Iter {
+            vars: self.vars().iter().peekable(),
+            header_vars: self.header_vars().iter().peekable(),
+        }
     }
 
     /// How many string entries there are.
     pub fn len(&self) -> usize {
-        self.vars.len()
+        self.vars().len() + self.header_vars().len()
     }
 
     /// `true` when there are no string entries.
     pub fn is_empty(&self) -> bool {
-        self.vars.is_empty()
+        self.len() == 0
+    }
+
+    fn vars(&self) -> &Vars {
+        self.vars.get_or_init(|| self.make(Group::Request))
+    }
+
+    fn header_vars(&self) -> &Vars {
+        self.header_vars.get_or_init(|| self.make(Group::Headers))
+    }
+
+    fn make(&self, group: Group) -> Vars {
+        let mut vars = Vars::new();
+        if let Some(received) = &self.received {
+            match group {
+                Group::Request => received.add_request_vars(&mut vars),
+                Group::Headers => received.add_header_vars(&mut vars),
+            }
+        }
+        vars
+    }
+
+    fn change<R>(&mut self, group: Group, change: impl FnOnce(&mut Vars) -> R) -> R {
+        let cell = match group {
+            Group::Request => &mut self.vars,
+            Group::Headers => &mut self.header_vars,
+        };
+        let mut vars = match cell.take() {
+            Some(vars) => vars,
+            None => self.make(group),
+        };
+        let result = change(&mut vars);
+        let cell = match group {
+            Group::Request => &mut self.vars,
+            Group::Headers => &mut self.header_vars,
+        };
+        *cell = OnceCell::from(vars);
+        result
     }
 
     fn str_or_empty(&self, key: &str) -> &str {
@@ -217,7 +277,7 @@ impl Environ {
 impl Default for Environ {
     /// An environ with the keys PEP 3333 requires, for a `GET /` with no body.
     fn default() -> Self {
-        let mut vars = BTreeMap::new();
+        let mut vars = Vars::new();
         for (key, value) in [
             ("REQUEST_METHOD", "GET"),
             ("SCRIPT_NAME", ""),
@@ -228,10 +288,12 @@ impl Default for Environ {
             ("SERVER_PROTOCOL", "HTTP/1.1"),
             ("wsgi.url_scheme", "http"),
         ] {
-            vars.insert(key.to_owned(), value.to_owned());
+            vars.insert(Cow::Borrowed(key), Cow::Borrowed(value));
         }
         Self {
-            vars,
+            vars: OnceCell::from(vars),
+            header_vars: OnceCell::from(Vars::new()),
+            received: None,
             input: Input::default(),
             errors: Errors::default(),
             input_terminated: false,
@@ -242,22 +304,47 @@ impl Default for Environ {
 
 impl fmt::Debug for Environ {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Entries<'a>(&'a Environ);
+        impl fmt::Debug for Entries<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map().entries(self.0.iter()).finish()
+            }
+        }
         f.debug_struct("Environ")
-            .field("vars", &self.vars)
+            .field("vars", &Entries(self))
             .field("input_terminated", &self.input_terminated)
             .finish_non_exhaustive()
     }
 }
 
-/// Iterator over the string entries of an [`Environ`].
-#[derive(Debug)]
-pub struct Iter<'a>(btree_map::Iter<'a, String, String>);
+/// Iterator over the string entries of an [`Environ`], sorted by key.
+pub struct Iter<'a> {
+    vars: Peekable<btree_map::Iter<'a, Text, Text>>,
+    header_vars: Peekable<btree_map::Iter<'a, Text, Text>>,
+}
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(k, v)| (k.as_str(), v.as_str()))
+        // Two sorted maps with disjoint keys: merge them.
+        let from_headers = match (self.vars.peek(), self.header_vars.peek()) {
+            (Some((a, _)), Some((b, _))) => b < a,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let next = if from_headers {
+            self.header_vars.next()
+        } else {
+            self.vars.next()
+        };
+        next.map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+}
+
+impl fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
     }
 }
 
@@ -270,13 +357,145 @@ impl<'a> IntoIterator for &'a Environ {
     }
 }
 
-/// Request facts the environ builder needs beyond the request itself.
-#[derive(Debug, Clone)]
-pub(crate) struct EnvironOptions<'a> {
-    pub(crate) script_name: &'a str,
-    pub(crate) url_scheme: &'a str,
-    pub(crate) server_software: &'a str,
+/// The service's options the environ is made with.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EnvironOptions {
+    pub(crate) script_name: String,
+    pub(crate) https: bool,
+    pub(crate) server_software: String,
     pub(crate) keep_underscore_headers: bool,
+}
+
+/// A key or value: static where it can be, to spare an allocation.
+pub(crate) type Text = Cow<'static, str>;
+pub(crate) type Vars = BTreeMap<Text, Text>;
+
+/// Which map a key lives in.
+#[derive(Clone, Copy)]
+enum Group {
+    /// CGI and `wsgi.*` variables, and anything applications add.
+    Request,
+    /// `HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`.
+    Headers,
+}
+
+impl Group {
+    fn of(key: &str) -> Self {
+        if is_header_key(key) {
+            Self::Headers
+        } else {
+            Self::Request
+        }
+    }
+}
+
+/// The keys made from request headers.
+fn is_header_key(key: &str) -> bool {
+    key.starts_with("HTTP_") || key == "CONTENT_TYPE" || key == "CONTENT_LENGTH"
+}
+
+/// What the environ is made of: the request as received, and the options.
+struct Received {
+    method: Method,
+    /// The URI the client sent (under an axum nest, the original one).
+    uri: http::Uri,
+    /// Length of the path's part a router mounted the service at.
+    mount_len: usize,
+    version: Version,
+    headers: HeaderMap,
+    remote: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    https: bool,
+    /// `HTTP_HOST` from the target's authority (HTTP/2, absolute-form).
+    authority: Option<String>,
+    options: Arc<EnvironOptions>,
+}
+
+impl Received {
+    fn absolute_form(&self) -> bool {
+        self.version != Version::HTTP_2 && self.uri.scheme().is_some()
+    }
+
+    fn add_request_vars(&self, vars: &mut Vars) {
+        let mut set = |key: &'static str, value: Text| {
+            vars.insert(Cow::Borrowed(key), value);
+        };
+        let uri = &self.uri;
+        set("REQUEST_METHOD", method_text(&self.method));
+
+        let (mount, below_mount) = uri.path().split_at(self.mount_len);
+        let path = decoded(below_mount);
+        // `build` refused a path outside the configured script name.
+        let (script_name, path_info) =
+            split_script_name(&self.options.script_name, &path).unwrap_or(("", &path));
+        let script_name = if mount.is_empty() && script_name.is_empty() {
+            Cow::Borrowed("")
+        } else {
+            Cow::Owned(decoded(mount) + script_name)
+        };
+        set("SCRIPT_NAME", script_name);
+        set("PATH_INFO", Cow::Owned(path_info.to_owned()));
+        // Raw bytes past ASCII reach us as UTF-8 `str`s: back to one char per byte.
+        let query = match uri.query() {
+            None | Some("") => Cow::Borrowed(""),
+            Some(query) => Cow::Owned(latin1(query.as_bytes())),
+        };
+        set("QUERY_STRING", query);
+
+        let raw_target = if self.absolute_form() {
+            latin1(uri.to_string().as_bytes())
+        } else {
+            latin1(
+                uri.path_and_query()
+                    .map_or("/", |pq| pq.as_str())
+                    .as_bytes(),
+            )
+        };
+        set("REQUEST_URI", Cow::Owned(raw_target.clone()));
+        set("RAW_URI", Cow::Owned(raw_target));
+        set("SERVER_PROTOCOL", Cow::Borrowed(protocol(self.version)));
+        set(
+            "SERVER_SOFTWARE",
+            Cow::Owned(self.options.server_software.clone()),
+        );
+        let url_scheme = if self.https { "https" } else { "http" };
+        set("wsgi.url_scheme", Cow::Borrowed(url_scheme));
+
+        if let Some(addr) = self.remote {
+            set("REMOTE_ADDR", Cow::Owned(addr.ip().to_string()));
+            set("REMOTE_PORT", Cow::Owned(addr.port().to_string()));
+        }
+        let (server_name, server_port) = self.server_name_and_port(url_scheme);
+        set("SERVER_NAME", Cow::Owned(server_name));
+        set("SERVER_PORT", server_port);
+    }
+
+    fn add_header_vars(&self, vars: &mut Vars) {
+        add_headers(vars, &self.headers, self.options.keep_underscore_headers);
+        if let Some(authority) = &self.authority {
+            vars.insert(Cow::Borrowed("HTTP_HOST"), Cow::Owned(authority.clone()));
+        }
+    }
+
+    fn server_name_and_port(&self, scheme: &str) -> (String, Text) {
+        if let Some(addr) = self.local {
+            return (addr.ip().to_string(), Cow::Owned(addr.port().to_string()));
+        }
+        let host = self
+            .authority
+            .as_deref()
+            .or_else(|| self.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+        let default_port = Cow::Borrowed(if scheme == "https" { "443" } else { "80" });
+        match host.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
+            Some(authority) => (
+                authority.host().to_owned(),
+                authority
+                    .port_u16()
+                    .map_or(default_port, |p| Cow::Owned(p.to_string())),
+            ),
+            None => ("localhost".to_owned(), default_port),
+        }
+    }
 }
 
 /// Why a request cannot be turned into an environ.
@@ -286,67 +505,27 @@ pub(crate) enum EnvironError {
     NotMounted,
 }
 
-/// Builds the environ of a request (RULES.md 12), `wsgi.input` aside.
+/// Builds the environ of a request (RULES.md 12), `wsgi.input` aside. Its
+/// variables are made when first asked for; only a path outside the
+/// configured script name is found out here.
 pub(crate) fn build(
-    parts: &request::Parts,
+    parts: request::Parts,
     input: Input,
-    options: &EnvironOptions<'_>,
+    options: &Arc<EnvironOptions>,
 ) -> Result<Environ, EnvironError> {
-    let (uri, mount_len) = target(parts);
-    let mut vars = BTreeMap::new();
-    let mut set = |key: &str, value: String| {
-        vars.insert(key.to_owned(), value);
+    let (uri, mount_len) = match mounted(&parts) {
+        Some((original, mount_len)) => (original.clone(), mount_len),
+        None => (parts.uri, 0),
     };
-
-    set("REQUEST_METHOD", parts.method.as_str().to_owned());
-
-    let (mount, below_mount) = uri.path().split_at(mount_len);
-    let path = decoded(below_mount);
-    let (script_name, path_info) = split_script_name(options.script_name, &path)?;
-    set("SCRIPT_NAME", decoded(mount) + script_name);
-    set("PATH_INFO", path_info.to_owned());
-    // Raw bytes past ASCII reach us as UTF-8 `str`s: back to one char per byte.
-    set("QUERY_STRING", latin1(uri.query().unwrap_or("").as_bytes()));
-
-    let absolute_form = parts.version != Version::HTTP_2 && uri.scheme().is_some();
-    let raw_target = if absolute_form {
-        uri.to_string()
-    } else {
-        uri.path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned()
-    };
-    let raw_target = latin1(raw_target.as_bytes());
-    set("REQUEST_URI", raw_target.clone());
-    set("RAW_URI", raw_target);
-    set("SERVER_PROTOCOL", protocol(parts.version).to_owned());
-    set("SERVER_SOFTWARE", options.server_software.to_owned());
-    let url_scheme = if parts.extensions.get::<Https>().is_some() {
-        "https"
-    } else {
-        options.url_scheme
-    };
-    set("wsgi.url_scheme", url_scheme.to_owned());
-
-    if let Some(addr) = remote_addr(parts) {
-        set("REMOTE_ADDR", addr.ip().to_string());
-        set("REMOTE_PORT", addr.port().to_string());
+    if !options.script_name.is_empty() {
+        split_script_name(&options.script_name, &decoded(&uri.path()[mount_len..]))?;
     }
-
+    let absolute_form = parts.version != Version::HTTP_2 && uri.scheme().is_some();
     let authority = if absolute_form || parts.version == Version::HTTP_2 {
         uri.authority().map(|a| a.as_str().to_owned())
     } else {
         None
     };
-    let (server_name, server_port) = server_name_and_port(parts, authority.as_deref(), url_scheme);
-    set("SERVER_NAME", server_name);
-    set("SERVER_PORT", server_port);
-
-    add_headers(&mut vars, &parts.headers, options.keep_underscore_headers);
-    if let Some(authority) = authority {
-        vars.insert("HTTP_HOST".to_owned(), authority);
-    }
-
     let chunked = parts
         .headers
         .get_all(header::TRANSFER_ENCODING)
@@ -359,37 +538,64 @@ pub(crate) fn build(
     let input_terminated = chunked
         || (parts.version == Version::HTTP_2
             && !parts.headers.contains_key(header::CONTENT_LENGTH));
-
+    let received = Received {
+        method: parts.method,
+        mount_len,
+        version: parts.version,
+        remote: remote_addr(&parts.extensions),
+        local: parts.extensions.get::<LocalAddr>().map(|local| local.0),
+        https: options.https || parts.extensions.get::<Https>().is_some(),
+        authority,
+        headers: parts.headers,
+        uri,
+        options: options.clone(),
+    };
     Ok(Environ {
-        vars,
+        vars: OnceCell::new(),
+        header_vars: OnceCell::new(),
+        received: Some(received),
         input,
         errors: Errors::default(),
         input_terminated,
-        extensions: parts.extensions.clone(),
+        extensions: parts.extensions,
     })
 }
 
-/// The URI the environ describes, and the length of its path's part that a
-/// router already mounted the service at (the start of `SCRIPT_NAME`).
-///
-/// Under an axum nest that is the original URI and the nest's prefix
-/// ([`crate::axum`]); otherwise the request's URI, mounted nowhere. A
-/// configured script name is then matched below that mount point.
-fn target(parts: &request::Parts) -> (&http::Uri, usize) {
+fn method_text(method: &Method) -> Text {
+    let known = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => return Cow::Owned(method.as_str().to_owned()),
+    };
+    Cow::Borrowed(known)
+}
+
+/// Under an axum nest: the URI the client sent, and the length of its
+/// path's part the service is mounted at (the start of `SCRIPT_NAME`),
+/// from the nest's pattern ([`crate::axum`]). A configured script name is
+/// then matched below that mount point. `None` when nothing mounted the
+/// service: the request's URI is the one to describe.
+fn mounted(parts: &request::Parts) -> Option<(&http::Uri, usize)> {
     #[cfg(feature = "axum")]
     if let Some(mount) = crate::axum::mount(parts) {
-        return (mount.original, mount.prefix_len);
+        return Some((mount.original, mount.prefix_len));
     }
-    (&parts.uri, 0)
+    let _ = parts;
+    None
 }
 
 /// The client's address: [`RemoteAddr`], else axum's `ConnectInfo<SocketAddr>`.
-fn remote_addr(parts: &request::Parts) -> Option<SocketAddr> {
-    if let Some(RemoteAddr(addr)) = parts.extensions.get::<RemoteAddr>() {
+fn remote_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
+    if let Some(RemoteAddr(addr)) = extensions.get::<RemoteAddr>() {
         return Some(*addr);
     }
     #[cfg(feature = "axum")]
-    if let Some(addr) = crate::axum::connect_info(parts) {
+    if let Some(addr) = crate::axum::connect_info(extensions) {
         return Some(addr);
     }
     None
@@ -413,68 +619,72 @@ fn split_script_name<'p>(
     }
 }
 
-pub(crate) fn add_headers(
-    vars: &mut BTreeMap<String, String>,
-    headers: &HeaderMap,
-    keep_underscore: bool,
-) {
+pub(crate) fn add_headers(vars: &mut Vars, headers: &HeaderMap, keep_underscore: bool) {
     for name in headers.keys() {
-        let name_bytes = name.as_str().as_bytes();
-        if !keep_underscore && name_bytes.contains(&b'_') {
+        if !keep_underscore && name.as_str().contains('_') {
             continue;
         }
         let mut values = headers.get_all(name).iter();
-        let key = match name {
-            n if n == header::CONTENT_TYPE || n == header::CONTENT_LENGTH => {
-                // Werkzeug keeps the last of repeated Content-Type values.
-                if let Some(last) = values.next_back() {
-                    vars.insert(cgi_header_key(name_bytes), latin1(last.as_bytes()));
-                }
-                continue;
+        if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
+            // Werkzeug keeps the last of repeated Content-Type values.
+            if let Some(last) = values.next_back() {
+                let key = if name == header::CONTENT_TYPE {
+                    "CONTENT_TYPE"
+                } else {
+                    "CONTENT_LENGTH"
+                };
+                vars.insert(Cow::Borrowed(key), Cow::Owned(latin1(last.as_bytes())));
             }
-            _ => format!("HTTP_{}", cgi_header_key(name_bytes)),
-        };
+            continue;
+        }
         let separator = if name == header::COOKIE { "; " } else { "," };
         // A name can repeat under two spellings (`X_A`, `X-A`) when underscores are kept.
-        let (mut joined, mut first) = match vars.remove(&key) {
-            Some(earlier) => (earlier, false),
-            None => (String::new(), true),
+        let (joined, mut first) = match vars.entry(http_key(name)) {
+            btree_map::Entry::Occupied(entry) => (entry.into_mut().to_mut(), false),
+            btree_map::Entry::Vacant(entry) => {
+                (entry.insert(Cow::Owned(String::new())).to_mut(), true)
+            }
         };
         for value in values {
             if !first {
                 joined.push_str(separator);
             }
             first = false;
-            joined.push_str(&latin1(value.as_bytes()));
+            push_latin1(joined, value.as_bytes());
         }
-        vars.insert(key, joined);
     }
 }
 
-fn server_name_and_port(
-    parts: &request::Parts,
-    authority: Option<&str>,
-    scheme: &str,
-) -> (String, String) {
-    if let Some(LocalAddr(addr)) = parts.extensions.get::<LocalAddr>() {
-        return (addr.ip().to_string(), addr.port().to_string());
-    }
-    let host = authority.or_else(|| {
-        parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    });
-    let default_port = if scheme == "https" { "443" } else { "80" };
-    match host.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
-        Some(authority) => (
-            authority.host().to_owned(),
-            authority
-                .port_u16()
-                .map_or_else(|| default_port.to_owned(), |p| p.to_string()),
-        ),
-        None => ("localhost".to_owned(), default_port.to_owned()),
-    }
+/// `User-Agent` → `HTTP_USER_AGENT`, without an allocation for common names.
+fn http_key(name: &HeaderName) -> Text {
+    let known = match name.as_str() {
+        "host" => "HTTP_HOST",
+        "user-agent" => "HTTP_USER_AGENT",
+        "accept" => "HTTP_ACCEPT",
+        "accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        "accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        "cookie" => "HTTP_COOKIE",
+        "referer" => "HTTP_REFERER",
+        "connection" => "HTTP_CONNECTION",
+        "cache-control" => "HTTP_CACHE_CONTROL",
+        "authorization" => "HTTP_AUTHORIZATION",
+        "origin" => "HTTP_ORIGIN",
+        "upgrade-insecure-requests" => "HTTP_UPGRADE_INSECURE_REQUESTS",
+        "if-none-match" => "HTTP_IF_NONE_MATCH",
+        "if-modified-since" => "HTTP_IF_MODIFIED_SINCE",
+        "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
+        "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+        "x-requested-with" => "HTTP_X_REQUESTED_WITH",
+        "transfer-encoding" => "HTTP_TRANSFER_ENCODING",
+        "expect" => "HTTP_EXPECT",
+        other => {
+            let mut key = String::with_capacity(5 + other.len());
+            key.push_str("HTTP_");
+            key.push_str(&cgi_header_key(other.as_bytes()));
+            return Cow::Owned(key);
+        }
+    };
+    Cow::Borrowed(known)
 }
 
 fn protocol(version: Version) -> &'static str {
@@ -502,7 +712,16 @@ fn cgi_header_key(name: &[u8]) -> String {
 
 /// Bytes as a string with one char per byte (ISO-8859-1), as PEP 3333 asks.
 pub(crate) fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
+    let mut text = String::with_capacity(bytes.len());
+    push_latin1(&mut text, bytes);
+    text
+}
+
+fn push_latin1(text: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(ascii) if ascii.is_ascii() => text.push_str(ascii),
+        _ => text.extend(bytes.iter().map(|&b| char::from(b))),
+    }
 }
 
 /// `true` for `HEAD` requests, whose responses never carry body bytes.
@@ -515,18 +734,62 @@ mod tests {
     use super::*;
     use http::Request;
 
-    fn options() -> EnvironOptions<'static> {
+    fn options() -> EnvironOptions {
         EnvironOptions {
-            script_name: "",
-            url_scheme: "http",
-            server_software: "tower-wsgi",
+            script_name: String::new(),
+            https: false,
+            server_software: "tower-wsgi".to_owned(),
             keep_underscore_headers: false,
         }
     }
 
-    fn environ_of(req: Request<()>, options: &EnvironOptions<'_>) -> Result<Environ, EnvironError> {
+    fn environ_of(req: Request<()>, options: &EnvironOptions) -> Result<Environ, EnvironError> {
         let (parts, ()) = req.into_parts();
-        build(&parts, Input::default(), options)
+        build(parts, Input::default(), &Arc::new(options.clone()))
+    }
+
+    #[test]
+    fn header_variables_made_on_first_use_behave_like_the_rest() {
+        let request = || {
+            Request::get("/")
+                .header("host", "example.com")
+                .header("x-b", "2")
+                .header("x-b", "3")
+                .header("content-type", "text/plain")
+                .body(())
+                .unwrap()
+        };
+        // Written before anything was read.
+        let mut env = environ_of(request(), &options()).unwrap();
+        assert_eq!(env.insert("HTTP_X_A", "1"), None);
+        assert_eq!(env.remove("HTTP_HOST").as_deref(), Some("example.com"));
+        assert_eq!(env.get("HTTP_X_A"), Some("1"));
+        assert_eq!(env.get("HTTP_HOST"), None);
+        assert_eq!(env.get("HTTP_X_B"), Some("2,3"));
+
+        // Read first, then written; the other keys are untouched.
+        let mut env = environ_of(request(), &options()).unwrap();
+        assert_eq!(env.header("X-B"), Some("2,3"));
+        assert_eq!(env.insert("HTTP_X_B", "4").as_deref(), Some("2,3"));
+        assert_eq!(env.insert("PATH_INFO", "/moved").as_deref(), Some("/"));
+        assert_eq!(env.get("HTTP_X_B"), Some("4"));
+        assert_eq!(env.content_type(), Some("text/plain"));
+
+        // One sorted sequence, header variables and the rest merged.
+        let keys: Vec<&str> = env.iter().map(|(k, _)| k).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), env.len());
+        for key in [
+            "CONTENT_TYPE",
+            "HTTP_HOST",
+            "HTTP_X_B",
+            "PATH_INFO",
+            "wsgi.url_scheme",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
     }
 
     #[test]
@@ -611,7 +874,7 @@ mod tests {
     #[test]
     fn script_name_splits_the_path() {
         let mounted = EnvironOptions {
-            script_name: "/app",
+            script_name: "/app".to_owned(),
             ..options()
         };
         let cases = [

@@ -247,18 +247,13 @@ pub use tls::TlsConfig;
 #[doc(hidden)]
 pub mod __bench {
     use crate::config::Config;
-    use crate::environ::{self, EnvironOptions};
+    use crate::environ;
     use crate::response::head::{self, RequestFacts};
     use crate::{Environ, Input};
 
     /// The environ of a request, as the service builds it with the default options.
-    pub fn environ(parts: &http::request::Parts) -> Environ {
-        let options = EnvironOptions {
-            script_name: "",
-            url_scheme: "http",
-            server_software: "tower-wsgi",
-            keep_underscore_headers: false,
-        };
+    pub fn environ(parts: http::request::Parts) -> Environ {
+        let options = std::sync::Arc::new(Config::default().environ_options());
         environ::build(parts, Input::from_bytes(bytes::Bytes::new()), &options)
             .unwrap_or_else(|_| unreachable!("no script name is configured"))
     }

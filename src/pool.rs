@@ -23,10 +23,10 @@ pub(crate) type Job = Box<dyn FnOnce() + Send>;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long an idle thread watches the queue before it sleeps.
-fn spin_time() -> Duration { Duration::from_micros(std::env::var("XSPIN").ok().and_then(|v| v.parse().ok()).unwrap_or(50)) }
+const SPIN: Duration = Duration::from_micros(50);
 
 /// How long queued jobs wait with none starting before the pool adds a thread.
-#[allow(non_snake_case)] fn GROW_AFTER() -> Duration { Duration::from_micros(std::env::var("XGROW").ok().and_then(|v| v.parse().ok()).unwrap_or(500)) }
+const GROW_AFTER: Duration = Duration::from_micros(500);
 
 pub(crate) struct Pool {
     shared: Arc<Shared>,
@@ -88,7 +88,7 @@ impl Pool {
                 queued: AtomicUsize::new(0),
                 max_threads,
                 max_queue,
-                eager_threads: std::env::var("XEAGER").ok().and_then(|v| v.parse().ok()).unwrap_or(cores).min(max_threads),
+                eager_threads: cores.min(max_threads),
             }),
         }
     }
@@ -235,7 +235,7 @@ fn spin_for_work(shared: &Shared) -> bool {
         if shared.queued.load(Ordering::Acquire) > 0 {
             return true;
         }
-        if started.elapsed() > spin_time() {
+        if started.elapsed() > SPIN {
             return false;
         }
         // Yield rather than burn: on a busy machine the thread that will
@@ -256,7 +256,7 @@ fn monitor(shared: &Arc<Shared>) {
             .map(|(queued_at, _)| queued_at.max(&st.last_start).elapsed());
         let wait = match stalled_for {
             None => IDLE_TIMEOUT,
-            Some(stalled) if stalled < GROW_AFTER() => GROW_AFTER() - stalled,
+            Some(stalled) if stalled < GROW_AFTER => GROW_AFTER - stalled,
             Some(_) if st.idle == 0 && st.threads < shared.max_threads => {
                 st.threads += 1;
                 let job = shared.dequeue(&mut st);
@@ -265,7 +265,7 @@ fn monitor(shared: &Arc<Shared>) {
                 st = shared.lock();
                 continue;
             }
-            Some(_) => GROW_AFTER(),
+            Some(_) => GROW_AFTER,
         };
         let (next, timeout) = shared
             .stalled

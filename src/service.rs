@@ -13,7 +13,7 @@ use tower_service::Service;
 use crate::app::App;
 use crate::config::Config;
 use crate::dispatch;
-use crate::environ::{self, EnvironError, EnvironOptions};
+use crate::environ::{self, EnvironError};
 use crate::error::BoxError;
 use crate::input::{BodyFault, Input};
 use crate::pool::Pool;
@@ -44,7 +44,8 @@ impl<A: App> WsgiService<A> {
         Self::with_config(app, Config::default())
     }
 
-    pub(crate) fn with_config(app: A, config: Config) -> Self {
+    pub(crate) fn with_config(app: A, mut config: Config) -> Self {
+        config.environ = Arc::new(config.environ_options());
         let pool = Pool::new(config.max_threads, config.max_queue);
         Self {
             app: Arc::new(app),
@@ -193,17 +194,11 @@ impl Accepted {
     /// Builds the environ and runs the application (see [`dispatch::run`]).
     fn run<A: App + ?Sized>(self, app: &A) -> Option<dispatch::Blocked> {
         let config = self.exchange.config();
-        let options = EnvironOptions {
-            script_name: &config.script_name,
-            url_scheme: config.url_scheme,
-            server_software: &config.server_software,
-            keep_underscore_headers: config.keep_underscore_headers,
-        };
-        match environ::build(&self.parts, self.input, &options) {
+        let is_head = environ::is_head(&self.parts.method);
+        match environ::build(self.parts, self.input, &config.environ) {
             Ok(environ) => dispatch::run(app, environ, &self.exchange),
             Err(EnvironError::NotMounted) => {
                 tracing::debug!(script_name = %config.script_name, "path outside SCRIPT_NAME; answering 404");
-                let is_head = environ::is_head(&self.parts.method);
                 self.exchange
                     .answer(simple_response(StatusCode::NOT_FOUND, config, is_head));
                 None

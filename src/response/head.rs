@@ -198,17 +198,20 @@ where
                 }
             }
         }
-        let header_value = latin1_bytes(value)
-            .and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidHeader,
-                    format!(
-                        "invalid value for header {name:?}: {value:?} holds CR, LF, NUL, \
+        let header_value = if value.is_ascii() {
+            HeaderValue::from_str(value).ok()
+        } else {
+            latin1_bytes(value).and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
+        };
+        let header_value = header_value.ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidHeader,
+                format!(
+                    "invalid value for header {name:?}: {value:?} holds CR, LF, NUL, \
                          another control character, or a character outside latin-1"
-                    ),
-                )
-            })?;
+                ),
+            )
+        })?;
         if header_name == header::CONTENT_LENGTH {
             let length = parse_content_length(value).ok_or_else(|| {
                 Error::new(
