@@ -53,11 +53,21 @@ struct State {
     idle: usize,
     /// Idle threads asleep on `work`: only they need a notification.
     sleeping: usize,
-    /// The thread that adds workers when the queue stalls is running.
-    monitor: bool,
+    /// The thread that wakes or adds workers when the queue stalls.
+    monitor: Monitor,
     /// When a thread last took a job from the queue.
     last_start: Instant,
     shutdown: bool,
+}
+
+/// What the monitor is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Monitor {
+    Stopped,
+    /// Asleep until a job is queued.
+    Waiting,
+    /// Checking the queue every [`GROW_AFTER`].
+    Watching,
 }
 
 /// Why a job was refused.
@@ -79,7 +89,7 @@ impl Pool {
                     threads: 0,
                     idle: 0,
                     sleeping: 0,
-                    monitor: false,
+                    monitor: Monitor::Stopped,
                     last_start: Instant::now(),
                     shutdown: false,
                 }),
@@ -97,45 +107,65 @@ impl Pool {
     pub(crate) fn submit(&self, job: Job) -> Result<(), Refused> {
         let shared = &self.shared;
         let mut st = shared.lock();
-        if st.idle > st.queue.len() {
+        let spinning = st.idle - st.sleeping;
+        if spinning > st.queue.len() {
+            // A spinning thread takes it, with no system call on either side.
             shared.enqueue(&mut st, job);
-            // Spinning threads look at the queue before they sleep; waking a
-            // sleeper (a system call) is needed only when they are too few.
-            let spinning = st.idle - st.sleeping;
-            let wake = st.queue.len() > spinning;
-            drop(st);
-            if wake {
-                shared.work.notify_one();
-            }
             return Ok(());
         }
-        let can_grow = st.threads < shared.max_threads;
-        if can_grow && (st.threads < shared.eager_threads || st.queue.len() >= shared.max_queue) {
+        let working = st.threads - st.idle;
+        if working + spinning < shared.eager_threads {
+            // Keep a thread per core at work.
+            if st.sleeping > 0 {
+                shared.enqueue(&mut st, job);
+                drop(st);
+                shared.work.notify_one();
+                return Ok(());
+            }
+            if st.threads < shared.max_threads {
+                st.threads += 1;
+                drop(st);
+                return spawn_worker(shared, Some(job));
+            }
+        }
+        if st.queue.len() < shared.max_queue {
+            // The threads at work take it in turn; the monitor adds one if
+            // they all block.
+            shared.enqueue(&mut st, job);
+            self.watch(st);
+            return Ok(());
+        }
+        if st.threads < shared.max_threads {
+            // The queue is full: grow rather than refuse.
             st.threads += 1;
             drop(st);
             return spawn_worker(shared, Some(job));
         }
-        if st.queue.len() < shared.max_queue {
-            shared.enqueue(&mut st, job);
-            if can_grow && !st.monitor {
-                st.monitor = true;
-                drop(st);
-                let monitor_shared = shared.clone();
-                let spawned = thread::Builder::new()
-                    .name("tower-wsgi-pool".to_owned())
-                    .spawn(move || monitor(&monitor_shared));
-                if let Err(error) = spawned {
-                    // Queued jobs still run as threads free up.
-                    tracing::warn!(%error, "could not start the pool monitor");
-                    shared.lock().monitor = false;
-                }
-            } else if can_grow {
-                drop(st);
-                shared.stalled.notify_one();
-            }
-            return Ok(());
-        }
         Err(Refused::Full)
+    }
+
+    /// Makes sure the monitor watches the queue.
+    fn watch(&self, mut st: MutexGuard<'_, State>) {
+        let shared = &self.shared;
+        if st.monitor == Monitor::Watching {
+            return;
+        }
+        let start = st.monitor == Monitor::Stopped;
+        st.monitor = Monitor::Watching;
+        drop(st);
+        if !start {
+            shared.stalled.notify_one();
+            return;
+        }
+        let monitor_shared = shared.clone();
+        let spawned = thread::Builder::new()
+            .name("tower-wsgi-pool".to_owned())
+            .spawn(move || monitor(&monitor_shared));
+        if let Err(error) = spawned {
+            // Queued jobs still run as threads free up.
+            tracing::warn!(%error, "could not start the pool monitor");
+            shared.lock().monitor = Monitor::Stopped;
+        }
     }
 
     /// Threads alive now (busy or idle).
@@ -203,9 +233,11 @@ fn worker(shared: &Shared, first: Option<Job>) {
         if st.shutdown {
             break;
         }
+        // One spinner per core at most: more would only take turns yielding.
+        let spin = st.idle - st.sleeping < shared.eager_threads;
         st.idle += 1;
         drop(st);
-        let found = spin_for_work(shared);
+        let found = spin && spin_for_work(shared);
         st = shared.lock();
         if found || !st.queue.is_empty() || st.shutdown {
             st.idle -= 1;
@@ -244,9 +276,9 @@ fn spin_for_work(shared: &Shared) -> bool {
     }
 }
 
-/// Adds a thread whenever jobs wait and none has started for
-/// [`GROW_AFTER`]: every thread is blocked. Ends when the queue stays empty
-/// for [`IDLE_TIMEOUT`].
+/// Wakes or adds threads whenever jobs wait and none has started for
+/// [`GROW_AFTER`]: every thread at work is blocked. Ends when the queue
+/// stays empty for [`IDLE_TIMEOUT`].
 fn monitor(shared: &Arc<Shared>) {
     let mut st = shared.lock();
     while !st.shutdown {
@@ -255,17 +287,28 @@ fn monitor(shared: &Arc<Shared>) {
             .front()
             .map(|(queued_at, _)| queued_at.max(&st.last_start).elapsed());
         let wait = match stalled_for {
-            None => IDLE_TIMEOUT,
-            Some(stalled) if stalled < GROW_AFTER => GROW_AFTER - stalled,
-            Some(_) if st.idle == 0 && st.threads < shared.max_threads => {
-                st.threads += 1;
-                let job = shared.dequeue(&mut st);
-                drop(st);
-                let _ = spawn_worker(shared, job);
-                st = shared.lock();
-                continue;
+            None => {
+                st.monitor = Monitor::Waiting;
+                IDLE_TIMEOUT
             }
-            Some(_) => GROW_AFTER,
+            Some(stalled) if stalled < GROW_AFTER => GROW_AFTER - stalled,
+            Some(_) => {
+                // One more thread at work, a sleeper if there is one. One at
+                // a time: on a busy machine a stall may be a thread waiting
+                // for a core, not one blocked, and extra threads cost.
+                st.last_start = Instant::now();
+                if st.sleeping > 0 {
+                    drop(st);
+                    shared.work.notify_one();
+                    st = shared.lock();
+                } else if st.threads < shared.max_threads {
+                    st.threads += 1;
+                    drop(st);
+                    let _ = spawn_worker(shared, None);
+                    st = shared.lock();
+                }
+                GROW_AFTER
+            }
         };
         let (next, timeout) = shared
             .stalled
@@ -276,7 +319,7 @@ fn monitor(shared: &Arc<Shared>) {
             break;
         }
     }
-    st.monitor = false;
+    st.monitor = Monitor::Stopped;
 }
 
 fn run(job: Job) {
