@@ -4,14 +4,16 @@ use std::fmt;
 use std::future::Future;
 use std::io::{self, BufRead, Read};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
+use tokio::sync::mpsc;
 
 use crate::error::BoxError;
 
@@ -33,12 +35,35 @@ pub struct Input {
 }
 
 struct Source {
-    body: UnsyncBoxBody<Bytes, BoxError>,
+    frames: Frames,
     runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Where the body's frames come from.
+enum Frames {
+    /// Straight from the request body, polled by whoever reads.
+    Direct(Direct),
+    /// From a task on the runtime that reads ahead (see [`Source::next_data`]).
+    Pumped {
+        rx: mpsc::Receiver<io::Result<Bytes>>,
+        /// Bytes still to come, when the body's length is known.
+        remaining: Option<u64>,
+    },
+}
+
+/// The request body, with the limit and fault bookkeeping.
+struct Direct {
+    body: UnsyncBoxBody<Bytes, BoxError>,
     received: u64,
     limit: Option<u64>,
     fault: Arc<BodyFault>,
 }
+
+/// Bodies longer than this (or of unknown length) are read ahead.
+const READ_AHEAD_FROM: u64 = 64 * 1024;
+
+/// Frames read ahead of the application, at most.
+const READ_AHEAD_FRAMES: usize = 4;
 
 /// What went wrong with the request body, so that an application that gives
 /// up because of it is answered 413 or 400 rather than 500.
@@ -88,11 +113,13 @@ impl Input {
     {
         Self {
             source: Some(Source {
-                body: boxed_bytes_body(body),
+                frames: Frames::Direct(Direct {
+                    body: boxed_bytes_body(body),
+                    received: 0,
+                    limit,
+                    fault,
+                }),
                 runtime: tokio::runtime::Handle::try_current().ok(),
-                received: 0,
-                limit,
-                fault,
             }),
             buffered: Bytes::new(),
         }
@@ -166,12 +193,81 @@ impl Input {
 }
 
 impl Source {
+    /// The next data frame, for a blocking read on an application thread.
+    ///
+    /// A long body is read ahead by a task on the runtime, a few frames at
+    /// most: each frame then costs the connection no round trip to this
+    /// thread, as it does when read one at a time. The task starts with the
+    /// first read, so `100 Continue` still waits for the application.
     fn next_data(&mut self) -> io::Result<Option<Bytes>> {
+        self.read_ahead();
         let runtime = self.runtime.clone();
         let _context = runtime.as_ref().map(|rt| rt.enter());
         block_on(std::future::poll_fn(|cx| self.poll_data(cx))).transpose()
     }
 
+    fn read_ahead(&mut self) {
+        let (Frames::Direct(direct), Some(runtime)) = (&self.frames, &self.runtime) else {
+            return;
+        };
+        let length = direct.body.size_hint().exact();
+        if length.is_some_and(|length| length <= READ_AHEAD_FROM) {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(READ_AHEAD_FRAMES);
+        let pumped = Frames::Pumped {
+            rx,
+            remaining: length,
+        };
+        let Frames::Direct(mut direct) = std::mem::replace(&mut self.frames, pumped) else {
+            return;
+        };
+        runtime.spawn(async move {
+            while let Some(item) = std::future::poll_fn(|cx| direct.poll_data(cx)).await {
+                let failed = item.is_err();
+                // The application dropped its input: stop reading.
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        match &mut self.frames {
+            Frames::Direct(direct) => direct.poll_data(cx),
+            Frames::Pumped { rx, remaining } => {
+                let item = ready!(rx.poll_recv(cx));
+                if let (Some(Ok(data)), Some(remaining)) = (&item, remaining) {
+                    *remaining = remaining.saturating_sub(data.len() as u64);
+                }
+                Poll::Ready(item)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.frames {
+            Frames::Direct(direct) => direct.body.is_end_stream(),
+            Frames::Pumped { remaining, .. } => *remaining == Some(0),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.frames {
+            Frames::Direct(direct) => direct.body.size_hint(),
+            Frames::Pumped {
+                remaining: Some(remaining),
+                ..
+            } => SizeHint::with_exact(*remaining),
+            Frames::Pumped {
+                remaining: None, ..
+            } => SizeHint::default(),
+        }
+    }
+}
+
+impl Direct {
     /// The next non-empty data frame, with the limit and fault bookkeeping
     /// shared by the blocking reader and [`InputBody`].
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
@@ -372,11 +468,7 @@ impl HttpBody for InputBody {
 
     fn is_end_stream(&self) -> bool {
         self.input.buffered.is_empty()
-            && self
-                .input
-                .source
-                .as_ref()
-                .is_none_or(|source| source.body.is_end_stream())
+            && self.input.source.as_ref().is_none_or(Source::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -384,7 +476,7 @@ impl HttpBody for InputBody {
         match &self.input.source {
             None => SizeHint::with_exact(buffered),
             Some(source) => {
-                let rest = source.body.size_hint();
+                let rest = source.size_hint();
                 let mut hint = SizeHint::new();
                 hint.set_lower(rest.lower().saturating_add(buffered));
                 if let Some(upper) = rest.upper() {
@@ -404,31 +496,54 @@ impl fmt::Debug for InputBody {
     }
 }
 
-struct ThreadWaker(Thread);
+struct ThreadWaker {
+    thread: Thread,
+    woken: AtomicBool,
+}
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        self.woken.store(true, Ordering::Release);
+        // Costs a system call only when the thread is parked.
+        self.thread.unpark();
     }
 }
+
+/// How long a blocked read watches for its wake-up before the thread parks.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// Drives a future to completion on the current (application) thread.
 ///
 /// The application threads are not runtime workers, so parking them is fine;
-/// the runtime's own threads drive the I/O that wakes us.
+/// the runtime's own threads drive the I/O that wakes us. The next frame of
+/// a streaming upload usually comes within microseconds, so the thread
+/// watches for it a moment before it parks.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let waker = Arc::new(ThreadWaker {
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let woken = waker.clone();
+    let waker = Waker::from(waker);
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
-        thread::park();
+        let started = Instant::now();
+        while !woken.woken.swap(false, Ordering::AcqRel) {
+            if started.elapsed() > SPIN {
+                thread::park();
+                woken.woken.store(false, Ordering::Release);
+                break;
+            }
+            thread::yield_now();
+        }
     }
 }
 

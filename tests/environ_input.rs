@@ -261,6 +261,91 @@ fn rule13_expect_continue_is_sent_once_and_only_when_the_app_reads() {
     assert!(conn.closes(), "the unread body cannot be the next request");
 }
 
+/// Long bodies are read ahead of the application (a few frames), which must
+/// change neither the `100 Continue` rule nor the bound on memory.
+#[test]
+fn rule13_long_bodies_read_ahead_keep_continue_and_memory_bounds() {
+    let server = input_server(Builder::new());
+    let long = "x".repeat(1 << 20);
+    let mut conn = server.connect();
+    conn.send(
+        format!(
+            "POST /?mode=none HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            long.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        conn.read_response(false).status,
+        200,
+        "no 100 for an app that never reads"
+    );
+    assert!(conn.closes());
+
+    let mut conn = server.connect();
+    conn.send(
+        format!(
+            "POST /?mode=all HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            long.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(conn.read_response(false).status, 100);
+    conn.send(long.as_bytes());
+    let resp = conn.read_response(false);
+    assert_eq!(resp.body.len(), long.len());
+
+    // An app that stops reading holds the client back: what it has not read
+    // stays in the socket buffers, not in the server's memory.
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Arc::new(Mutex::new(release_rx));
+    let server = serve(WsgiService::new(app_fn(
+        move |mut environ, start_response| {
+            let mut first = [0; 1];
+            environ.input().read_exact(&mut first)?;
+            let _ = release_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(30));
+            let mut rest = 0;
+            let mut buf = vec![0; 64 * 1024];
+            loop {
+                match environ.input().read(&mut buf)? {
+                    0 => break,
+                    n => rest += n,
+                }
+            }
+            let body = (rest + 1).to_string();
+            start_response.start("200 OK", [("Content-Length", body.len().to_string())])?;
+            Ok(body.into())
+        },
+    )));
+    let total: usize = 256 << 20;
+    let mut conn = server.connect();
+    conn.send(format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {total}\r\n\r\n").as_bytes());
+    let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writer = conn.stream().try_clone().unwrap();
+    let progress = written.clone();
+    let upload = std::thread::spawn(move || {
+        use std::io::Write;
+        let block = vec![b'u'; 64 * 1024];
+        while progress.load(std::sync::atomic::Ordering::SeqCst) < total {
+            writer.write_all(&block).unwrap();
+            progress.fetch_add(block.len(), std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let stalled_at = written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        stalled_at < 64 << 20,
+        "the server took {stalled_at} bytes the app did not read"
+    );
+    release_tx.send(()).unwrap();
+    upload.join().unwrap();
+    let resp = conn.read_response(false);
+    assert_eq!(resp.body_str(), total.to_string());
+}
+
 // ----- Rule 14: an unread body never becomes the next request -----
 
 #[test]
