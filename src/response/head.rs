@@ -171,7 +171,9 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
-    let mut map = HeaderMap::new();
+    let headers = headers.into_iter();
+    // Room for the application's headers, `Server` and `Date`.
+    let mut map = HeaderMap::with_capacity(headers.size_hint().0 + 2);
     let mut content_length: Option<u64> = None;
     for (name, value) in headers {
         let (name, value) = (name.as_ref(), value.as_ref());

@@ -9,7 +9,9 @@ use tracing::Span;
 /// Travels with the response (future, then body) and records how it ended.
 pub(crate) struct RequestTrace {
     span: Span,
-    started: Instant,
+    /// `None` when nothing would record the duration (no subscriber wants
+    /// the span or the events): a clock read saved per request.
+    started: Option<Instant>,
     status: Option<StatusCode>,
     bytes_sent: u64,
     ended: bool,
@@ -40,9 +42,10 @@ impl RequestTrace {
     }
 
     pub(crate) fn new(span: Span) -> Self {
+        let timed = !span.is_disabled() || tracing::enabled!(tracing::Level::WARN);
         Self {
             span,
-            started: Instant::now(),
+            started: timed.then(Instant::now),
             status: None,
             bytes_sent: 0,
             ended: false,
@@ -64,7 +67,9 @@ impl RequestTrace {
             return;
         }
         self.ended = true;
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let duration_ms = self
+            .started
+            .map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0);
         let bytes_sent = self.bytes_sent;
         self.span.record("bytes_sent", bytes_sent);
         self.span.record("duration_ms", duration_ms);
