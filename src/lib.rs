@@ -178,6 +178,23 @@
 //! chosen by ALPN; requests that came over TLS carry the [`Https`] extension
 //! and see `wsgi.url_scheme` `https`.
 //!
+//! # Dispatch
+//!
+//! Applications run on a bounded pool of threads, since legacy code blocks:
+//! a thread per core starts at once, more only when queued requests stop
+//! starting (every thread blocked), up to [`Builder::max_threads`]; a full
+//! pool and queue answer 503. [`Builder::inline`] runs applications that
+//! never block on the async worker instead, with no hand-off.
+//!
+//! # Observability
+//!
+//! Each request runs in a `tracing` span named `wsgi` with `method` and `uri`;
+//! `status`, `bytes_sent` and `duration_ms` are recorded on it as the
+//! response ends, with a `DEBUG` event "response sent", a `WARN` event
+//! "response aborted" naming the cause chain, or an `INFO` event when the
+//! client went away first. Application errors are logged with their cause
+//! chain, and `wsgi.errors` writes go to the target `tower_wsgi::errors`.
+//!
 //! # Cancel safety
 //!
 //! When the client goes away, hyper drops the [`ResponseFuture`] or the

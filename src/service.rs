@@ -162,8 +162,8 @@ where
         }
         let app = self.app.clone();
         let job_span = span.clone();
-        // The environ is built on the application thread, which also frees
-        // it: less work on the async worker, no allocator traffic between threads.
+        // The environ is built (and freed) on the application thread: less
+        // work for the async worker, which serves every other connection too.
         let submitted = self.pool.submit(Box::new(move || {
             let _entered = job_span.enter();
             let _never_blocks = request.run(&*app);
