@@ -6,7 +6,6 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
@@ -18,7 +17,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::TestServer;
+use support::{client, within, TestServer};
 use tower_wsgi::{app_fn, Body, BoxError, Builder};
 
 type ReqBody = BoxBody<Bytes, BoxError>;
@@ -37,23 +36,6 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
 
 fn conformance_server() -> TestServer {
     support::serve(support::conformance::service())
-}
-
-/// Runs the client side on its own runtime (the server has its own), within
-/// a bound.
-fn client<T>(future: impl Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(within(future))
-}
-
-/// Fails the test instead of hanging it.
-async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), future)
-        .await
-        .expect("timed out")
 }
 
 /// An HTTP/2 connection with prior knowledge; its task ends with the connection.

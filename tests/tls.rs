@@ -7,7 +7,6 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
+use support::client;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -104,21 +104,6 @@ impl Drop for TlsServer {
             let _ = thread.join();
         }
     }
-}
-
-/// Runs the client side on its own runtime, within a bound.
-fn client<T>(future: impl Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(within(future))
-}
-
-async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), future)
-        .await
-        .expect("timed out")
 }
 
 /// A TLS connection trusting only `server`'s certificate, offering `alpn`.
