@@ -6,7 +6,6 @@ mod support;
 
 use std::convert::Infallible;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tower_service::Service;
-use tower_wsgi::{app_fn, Body, BoxError, Builder, Environ, ErrorKind, Server, StartResponse};
+use tower_wsgi::{app_fn, Body, BoxError, Builder, Environ, ErrorKind, StartResponse};
 
 use support::{Conn, Counters, Framing};
 
@@ -94,14 +93,9 @@ fn inline_apps_run_on_the_async_worker_and_requests_with_bodies_on_the_pool() {
     assert_eq!(blocking.get("/whoami").body_str(), "tower-wsgi-app");
 }
 
-/// A server on a runtime with a single async worker: anything that blocks
-/// it stops every other connection.
-struct OneWorkerServer {
-    addr: SocketAddr,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-fn serve_on_one_worker<S>(service: S) -> OneWorkerServer
+/// A server on a runtime with a single async worker (the thread
+/// `test-server`): anything that blocks it stops every other connection.
+fn serve_on_one_worker<S>(service: S) -> support::TestServer
 where
     S: Service<
             Request<Incoming>,
@@ -112,33 +106,11 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    support::capture_logs();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    let worker = std::thread::Builder::new().name("the-only-worker".to_owned());
-    let _detached = worker
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let server = Server::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(server.local_addr().unwrap()).unwrap();
-                server
-                    .grace_period(Duration::from_secs(1))
-                    .serve_with_shutdown(service, async {
-                        let _ = stop.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        })
-        .expect("start the worker thread");
-    OneWorkerServer {
-        addr: addr_rx.recv().unwrap(),
-        _shutdown: shutdown,
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    support::serve_with(runtime, service, |server| server)
 }
 
 #[test]
@@ -159,7 +131,7 @@ fn an_inline_body_that_waits_for_the_client_moves_to_a_pool_thread() {
     other.send(b"GET /whoami HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = other.read_response(false);
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.body_str(), "the-only-worker");
+    assert_eq!(resp.body_str(), "test-server");
 
     let resp = slow.read_response(false);
     assert_eq!(resp.framing, Framing::Length);

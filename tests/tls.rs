@@ -10,7 +10,6 @@ use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tower_service::Service;
-use tower_wsgi::{app_fn, BoxError, Server, TlsConfig, WsgiService};
+use tower_wsgi::{app_fn, BoxError, TlsConfig, WsgiService};
 
 /// A self-signed certificate for `localhost`: (certificate PEM, key PEM).
 fn self_signed() -> (String, String) {
@@ -37,8 +36,7 @@ struct TlsServer {
     addr: SocketAddr,
     /// The certificate clients trust.
     cert: CertificateDer<'static>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: support::TestServer,
 }
 
 fn serve_tls<S, B>(service: S, configure: impl FnOnce(TlsConfig) -> TlsConfig) -> TlsServer
@@ -69,40 +67,17 @@ where
     B::Error: Into<BoxError>,
 {
     use rustls::pki_types::pem::PemObject;
-    support::capture_logs();
     let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let server = runtime.block_on(Server::bind("127.0.0.1:0")).unwrap();
-    let addr = server.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let server = server.tls(tls).grace_period(Duration::from_secs(5));
-        runtime
-            .block_on(server.serve_with_shutdown(service, async {
-                let _ = rx.await;
-            }))
-            .unwrap();
-    });
+    let server = support::serve_with(runtime, service, move |server| server.tls(tls));
     TlsServer {
-        addr,
+        addr: server.addr,
         cert,
-        shutdown: Some(tx),
-        thread: Some(thread),
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        _server: server,
     }
 }
 

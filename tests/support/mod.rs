@@ -39,26 +39,45 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    capture_logs();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    serve_with(runtime, service, |server| server)
+}
+
+/// [`serve`] on `runtime`, with `configure` applied to the server (TLS, say).
+pub fn serve_with<S, B>(
+    runtime: tokio::runtime::Runtime,
+    service: S,
+    configure: impl FnOnce(Server) -> Server + Send + 'static,
+) -> TestServer
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    capture_logs();
     let server = runtime.block_on(Server::bind("127.0.0.1:0")).unwrap();
     let addr = server.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        runtime
-            .block_on(
-                server
-                    .grace_period(Duration::from_secs(5))
-                    .serve_with_shutdown(service, async {
-                        let _ = rx.await;
-                    }),
-            )
-            .unwrap();
-    });
+    let thread = std::thread::Builder::new()
+        .name("test-server".to_owned())
+        .spawn(move || {
+            let server = configure(server.grace_period(Duration::from_secs(5)));
+            runtime
+                .block_on(server.serve_with_shutdown(service, async {
+                    let _ = rx.await;
+                }))
+                .unwrap();
+        })
+        .unwrap();
     TestServer {
         addr,
         shutdown: Some(tx),
