@@ -1,6 +1,7 @@
-//! Micro-benchmarks of the per-request work the crate adds to hyper:
-//! request to environ, the response rules on `start_response`, and a whole
-//! request through `WsgiService` in-process, inline and on the pool.
+//! Micro-benchmarks of the per-request work the crate adds to hyper, through
+//! the public API only: the environ and the head rules (inline requests that
+//! differ only in them), and a whole request through `WsgiService`
+//! in-process, inline and on the pool, beside a bare hyper service.
 //!
 //! ```text
 //! cargo bench --bench micro
@@ -10,10 +11,10 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use http_body_util::{BodyExt, Empty};
 use tower::ServiceExt;
-use tower_wsgi::{Body, BoxError, Builder, Environ, StartResponse};
+use tower_wsgi::{AppBody, BoxError, Builder, Environ, StartResponse};
 
 /// A browser's GET, as hyper hands it over.
 fn browser_request() -> http::Request<Empty<Bytes>> {
@@ -37,52 +38,63 @@ fn browser_request() -> http::Request<Empty<Bytes>> {
         .expect("a valid request")
 }
 
-fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn hello(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     start_response.start(
         "200 OK",
         [("Content-Type", "text/plain"), ("Content-Length", "11")],
     )?;
-    Ok(Body::from(Bytes::from_static(b"Hello world")))
+    Ok(AppBody::from(Bytes::from_static(b"Hello world")))
 }
 
-fn environ(c: &mut Criterion) {
-    let parts = || browser_request().into_parts().0;
-    c.bench_function("request to environ (9 headers)", |b| {
-        b.iter_batched(parts, tower_wsgi::__bench::environ, BatchSize::SmallInput)
-    });
-    c.bench_function("request to environ, PATH_INFO read", |b| {
-        b.iter_batched(
-            parts,
-            |parts| tower_wsgi::__bench::environ(parts).path_info().len(),
-            BatchSize::SmallInput,
-        )
-    });
-    c.bench_function("request to environ, every variable read", |b| {
-        b.iter_batched(
-            parts,
-            |parts| tower_wsgi::__bench::environ(parts).iter().count(),
-            BatchSize::SmallInput,
-        )
-    });
-    let environ = tower_wsgi::__bench::environ(parts());
-    c.bench_function("environ lookup (HTTP_USER_AGENT)", |b| {
-        b.iter(|| {
-            black_box(&environ)
-                .get(black_box("HTTP_USER_AGENT"))
-                .map(str::len)
-        })
-    });
+/// `hello` with the `start_response` of a typical page: three headers.
+fn page(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+    start_response.start(
+        "200 OK",
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", "11"),
+            ("Set-Cookie", "session=4f2a9c; Path=/; HttpOnly"),
+        ],
+    )?;
+    Ok(AppBody::from(Bytes::from_static(b"Hello world")))
 }
 
-fn response_rules(c: &mut Criterion) {
-    let headers = [
-        ("Content-Type", "text/html; charset=utf-8"),
-        ("Content-Length", "5120"),
-        ("Set-Cookie", "session=4f2a9c; Path=/; HttpOnly"),
-    ];
-    c.bench_function("start_response rules (3 headers)", |b| {
-        b.iter(|| tower_wsgi::__bench::prepare_head(black_box("200 OK"), black_box(&headers)))
-    });
+fn reads_path_info(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+    black_box(environ.path_info().len());
+    hello(environ, start_response)
+}
+
+fn reads_every_variable(
+    environ: Environ,
+    start_response: StartResponse,
+) -> Result<AppBody, BoxError> {
+    black_box(environ.iter().count());
+    hello(environ, start_response)
+}
+
+/// The environ and the head rules, each priced as the difference between
+/// two inline requests (no thread hand-off) that differ only in it.
+fn per_request_work(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    type AppFn = fn(Environ, StartResponse) -> Result<AppBody, BoxError>;
+    for (name, app) in [
+        ("inline: hello, environ unread", hello as AppFn),
+        ("inline: hello, PATH_INFO read", reads_path_info),
+        ("inline: hello, every variable read", reads_every_variable),
+        ("inline: start_response with 3 headers", page),
+    ] {
+        let service = Builder::new().inline(true).build(app);
+        c.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                let response = service.clone().oneshot(browser_request()).await;
+                let body = response.expect("infallible").into_body().collect().await;
+                black_box(body.expect("a complete body").to_bytes())
+            })
+        });
+    }
 }
 
 fn whole_request(c: &mut Criterion) {
@@ -124,5 +136,5 @@ fn whole_request(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, environ, response_rules, whole_request);
+criterion_group!(benches, per_request_work, whole_request);
 criterion_main!(benches);

@@ -18,7 +18,8 @@ use std::net::SocketAddr;
 use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
-use tower_wsgi::{Body, BoxError, Environ, StartResponse, WsgiService};
+use tower_wsgi::mount::AxumMount;
+use tower_wsgi::{AppBody, BoxError, Environ, StartResponse, WsgiService};
 
 /// The legacy application, as ported from Python:
 ///
@@ -28,7 +29,7 @@ use tower_wsgi::{Body, BoxError, Environ, StartResponse, WsgiService};
 ///     path = environ["PATH_INFO"]
 ///     ...
 /// ```
-fn legacy(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn legacy(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     let base = environ.script_name();
     let body = match environ.path_info() {
         "" | "/" => format!("legacy index; try {base}/hello\n"),
@@ -71,7 +72,8 @@ async fn user(Path(id): Path<u32>) -> String {
 }
 
 fn router() -> Router {
-    let legacy = WsgiService::new(legacy);
+    // AxumMount: SCRIPT_NAME and PATH_INFO from the URI the client sent.
+    let legacy = AxumMount::new(WsgiService::new(legacy));
     Router::new()
         .route("/health", get(health))
         .route("/users/{id}", get(user))

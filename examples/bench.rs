@@ -35,7 +35,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
-use tower_wsgi::{Body, BoxError, Builder, Environ, StartResponse, WsgiService};
+use tower_wsgi::{AppBody, BoxError, Builder, Environ, StartResponse, WsgiService};
 
 const HELLO: &[u8] = b"Hello world";
 const CHUNK: usize = 64 * 1024;
@@ -144,7 +144,7 @@ fn serve(mode: &str, addr: &str) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let server = tower_wsgi::Server::bind(addr).await?;
+        let server = tower_wsgi::server::Server::bind(addr).await?;
         let addr = server.local_addr()?;
         println!("listening on {addr}");
         match mode {
@@ -192,12 +192,12 @@ async fn spawn_blocking_hello(
 // def hello(environ, start_response):
 //     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "11")])
 //     return [b"Hello world"]
-fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn hello(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     start_response.start(
         "200 OK",
         [("Content-Type", "text/plain"), ("Content-Length", "11")],
     )?;
-    Ok(Body::from(Bytes::from_static(HELLO)))
+    Ok(AppBody::from(Bytes::from_static(HELLO)))
 }
 
 fn chunks() -> impl Iterator<Item = Bytes> {
@@ -234,7 +234,7 @@ impl http_body::Body for Chunks {
     }
 }
 
-fn stream(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn stream(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     start_response.start(
         "200 OK",
         [
@@ -242,7 +242,7 @@ fn stream(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxE
             ("Content-Length", STREAM_BYTES.to_string()),
         ],
     )?;
-    Ok(Body::from_chunks(chunks()))
+    Ok(AppBody::from_chunks(chunks()))
 }
 
 async fn bare_upload(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -257,7 +257,7 @@ async fn bare_upload(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, In
     Ok(Response::new(Full::new(Bytes::from(received.to_string()))))
 }
 
-fn upload(mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn upload(mut environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     let mut buf = vec![0; CHUNK];
     let mut received = 0u64;
     loop {

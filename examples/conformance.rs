@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tower_wsgi::{app_fn, App, Body, BoxError, Environ, Iterable, StartResponse, WsgiService};
+use tower_wsgi::{app_fn, App, AppBody, BoxError, Environ, Iterable, StartResponse, WsgiService};
 
 /// How many bodies this process has returned, and how many were closed.
 #[derive(Default)]
@@ -40,9 +40,9 @@ fn counted(
     chunks: Vec<Bytes>,
     fail_at: Option<usize>,
     fail_in_close: bool,
-) -> Body {
+) -> AppBody {
     counters.started.fetch_add(1, Ordering::SeqCst);
-    Body::new(CountedBody {
+    AppBody::new(CountedBody {
         len: chunks.len(),
         chunks: chunks.into_iter(),
         index: 0,
@@ -170,7 +170,7 @@ fn environ_view(
     environ: Environ,
     start_response: StartResponse,
     counters: &Arc<Counters>,
-) -> Result<Body, BoxError> {
+) -> Result<AppBody, BoxError> {
     let mut keep: BTreeMap<String, Option<String>> = environ
         .iter()
         .filter(|(key, _)| key.starts_with("HTTP_") || ENVIRON_KEYS.contains(key))
@@ -194,7 +194,7 @@ fn respond(
     environ: Environ,
     start_response: StartResponse,
     counters: &Arc<Counters>,
-) -> Result<Body, BoxError> {
+) -> Result<AppBody, BoxError> {
     let q = query(&environ);
     let status = one(&q, "status", "200 OK");
     let chunk = latin1(one(&q, "body", "hello"))?;
@@ -243,7 +243,7 @@ fn stream(
     environ: Environ,
     start_response: StartResponse,
     counters: &Arc<Counters>,
-) -> Result<Body, BoxError> {
+) -> Result<AppBody, BoxError> {
     let q = query(&environ);
     let n = usize::try_from(int(one(&q, "n", "16"))?).unwrap_or(0);
     let size = usize::try_from(int(one(&q, "size", "65536"))?).unwrap_or(0);
@@ -256,7 +256,7 @@ fn stream(
     counters.started.fetch_add(1, Ordering::SeqCst);
     let closed = counters.clone();
     Ok(
-        Body::from_chunks(std::iter::repeat_n(block, n)).on_close(move || {
+        AppBody::from_chunks(std::iter::repeat_n(block, n)).on_close(move || {
             closed.closed.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }),
@@ -267,7 +267,7 @@ fn read_input(
     mut environ: Environ,
     start_response: StartResponse,
     counters: &Arc<Counters>,
-) -> Result<Body, BoxError> {
+) -> Result<AppBody, BoxError> {
     let q = query(&environ);
     let mode = one(&q, "mode", "len").to_owned();
     let data = if mode == "none" {
@@ -302,7 +302,7 @@ fn error(
     environ: Environ,
     start_response: StartResponse,
     counters: &Arc<Counters>,
-) -> Result<Body, BoxError> {
+) -> Result<AppBody, BoxError> {
     let q = query(&environ);
     let when = one(&q, "when", "before");
     if when == "before" {
@@ -331,7 +331,7 @@ fn exc_info(
     environ: Environ,
     start_response: StartResponse,
     counters: &Arc<Counters>,
-) -> Result<Body, BoxError> {
+) -> Result<AppBody, BoxError> {
     let q = query(&environ);
     let when = one(&q, "when", "before-body");
     let write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
@@ -352,7 +352,10 @@ fn exc_info(
     ))
 }
 
-fn start_twice(start_response: StartResponse, counters: &Arc<Counters>) -> Result<Body, BoxError> {
+fn start_twice(
+    start_response: StartResponse,
+    counters: &Arc<Counters>,
+) -> Result<AppBody, BoxError> {
     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
     start_response.start("201 Created", [("Content-Type", "text/plain")])?;
     Ok(counted(
@@ -363,7 +366,7 @@ fn start_twice(start_response: StartResponse, counters: &Arc<Counters>) -> Resul
     ))
 }
 
-fn counters_view(start_response: StartResponse, counters: &Counters) -> Result<Body, BoxError> {
+fn counters_view(start_response: StartResponse, counters: &Counters) -> Result<AppBody, BoxError> {
     let payload = format!(
         "{{\"closed\": {}, \"started\": {}}}",
         counters.closed.load(Ordering::SeqCst),
@@ -416,7 +419,7 @@ async fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8000".to_owned());
-    let server = tower_wsgi::Server::bind(addr.as_str()).await?;
+    let server = tower_wsgi::server::Server::bind(addr.as_str()).await?;
     println!("listening on {}", server.local_addr()?);
     server.serve(service()).await
 }

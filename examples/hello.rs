@@ -6,7 +6,7 @@
 //! ```
 #![deny(warnings)]
 
-use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
 
 // The WSGI original:
 //
@@ -16,7 +16,7 @@ use tower_wsgi::{Body, BoxError, Environ, StartResponse};
 //         start_response("200 OK", [("Content-Type", "text/plain"),
 //                                   ("Content-Length", str(len(body)))])
 //         return [body]
-fn hello(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn hello(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     let name = match environ.path_info().trim_start_matches('/') {
         "" => "World",
         name => name,
@@ -39,7 +39,7 @@ async fn main() -> std::io::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let server = tower_wsgi::Server::bind("127.0.0.1:8000").await?;
+    let server = tower_wsgi::server::Server::bind("127.0.0.1:8000").await?;
     println!("listening on {}", server.local_addr()?);
     server.serve(tower_wsgi::WsgiService::new(hello)).await
 }

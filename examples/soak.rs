@@ -305,7 +305,7 @@ fn main() {
         .build()
         .unwrap();
     let server = server_rt
-        .block_on(tower_wsgi::Server::bind("127.0.0.1:0"))
+        .block_on(tower_wsgi::server::Server::bind("127.0.0.1:0"))
         .unwrap();
     let addr = server.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

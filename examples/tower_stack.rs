@@ -19,14 +19,14 @@ use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use tower_wsgi::{Body, BoxError, Environ, StartResponse, WsgiService};
+use tower_wsgi::{AppBody, BoxError, Environ, StartResponse, WsgiService};
 
-fn legacy(mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn legacy(mut environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     match environ.path_info() {
         // No Content-Length: a streamed body, gzip-compressed on the way out.
         "/stream" => {
             start_response.start("200 OK", [("Content-Type", "text/plain")])?;
-            Ok(Body::from_chunks(
+            Ok(AppBody::from_chunks(
                 (1..=1000).map(|n| format!("line {n} of a legacy report\n")),
             ))
         }
@@ -49,7 +49,7 @@ fn legacy(mut environ: Environ, start_response: StartResponse) -> Result<Body, B
             let write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
             std::thread::sleep(Duration::from_secs(3));
             write.write("too late\n")?;
-            Ok(Body::empty())
+            Ok(AppBody::empty())
         }
         _ => {
             start_response.start(
@@ -97,7 +97,7 @@ async fn main() -> std::io::Result<()> {
         ))
         .service(WsgiService::new(legacy));
 
-    let server = tower_wsgi::Server::bind(addr.as_str()).await?;
+    let server = tower_wsgi::server::Server::bind(addr.as_str()).await?;
     println!("listening on {}", server.local_addr()?);
     server.serve(service).await
 }

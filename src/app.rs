@@ -3,15 +3,15 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::body::Body;
+use crate::body::AppBody;
 use crate::environ::Environ;
 use crate::error::BoxError;
-use crate::start_response::StartResponse;
+use crate::response::StartResponse;
 
 /// A WSGI-shaped application: `app(environ, start_response)` returns a body.
 ///
 /// Implemented for plain functions with the signature
-/// `fn(Environ, StartResponse) -> Result<Body, BoxError>`; for closures, wrap
+/// `fn(Environ, StartResponse) -> Result<AppBody, BoxError>`; for closures, wrap
 /// them in [`app_fn`] so their argument types are inferred. Applications run
 /// on the crate's thread pool, so they may block (on files, databases, or
 /// `wsgi.input`).
@@ -20,9 +20,9 @@ use crate::start_response::StartResponse;
 /// answered 500 with the cause logged; after, the response is aborted.
 ///
 /// ```
-/// use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+/// use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
 ///
-/// fn hello(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+/// fn hello(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 ///     let body = format!("Hello, {}!", environ.path_info());
 ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
 ///     Ok(body.into())
@@ -31,20 +31,20 @@ use crate::start_response::StartResponse;
 /// ```
 pub trait App: Send + Sync + 'static {
     /// Handles one request.
-    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError>;
+    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError>;
 }
 
 impl<F> App for F
 where
-    F: Fn(Environ, StartResponse) -> Result<Body, BoxError> + Send + Sync + 'static,
+    F: Fn(Environ, StartResponse) -> Result<AppBody, BoxError> + Send + Sync + 'static,
 {
-    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
         self(environ, start_response)
     }
 }
 
 impl<A: App + ?Sized> App for Arc<A> {
-    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
         (**self).call(environ, start_response)
     }
 }
@@ -63,7 +63,7 @@ impl<A: App + ?Sized> App for Arc<A> {
 /// ```
 pub fn app_fn<F>(f: F) -> AppFn<F>
 where
-    F: Fn(Environ, StartResponse) -> Result<Body, BoxError> + Send + Sync + 'static,
+    F: Fn(Environ, StartResponse) -> Result<AppBody, BoxError> + Send + Sync + 'static,
 {
     AppFn(f)
 }
@@ -74,9 +74,9 @@ pub struct AppFn<F>(F);
 
 impl<F> App for AppFn<F>
 where
-    F: Fn(Environ, StartResponse) -> Result<Body, BoxError> + Send + Sync + 'static,
+    F: Fn(Environ, StartResponse) -> Result<AppBody, BoxError> + Send + Sync + 'static,
 {
-    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
         (self.0)(environ, start_response)
     }
 }

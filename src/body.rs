@@ -28,26 +28,26 @@ pub trait Iterable: Send + 'static {
 /// The body an [`App`](crate::App) returns: chunks of bytes, then `close()`.
 ///
 /// Build one from a single chunk (`"hello".into()`), from an iterator of chunks
-/// ([`Body::from_chunks`]), from an iterator of results ([`Body::from_results`]),
-/// or from your own [`Iterable`]. [`Body::on_close`] attaches a close hook.
+/// ([`AppBody::from_chunks`]), from an iterator of results ([`AppBody::from_results`]),
+/// or from your own [`Iterable`]. [`AppBody::on_close`] attaches a close hook.
 ///
-/// A `Body` is closed exactly once: by [`Body::close`], or when it is dropped.
+/// A `AppBody` is closed exactly once: by [`AppBody::close`], or when it is dropped.
 ///
 /// ```
 /// use tower_wsgi::Body;
 ///
-/// let body = Body::from_chunks(["hello, ", "world"]).on_close(|| {
+/// let body = AppBody::from_chunks(["hello, ", "world"]).on_close(|| {
 ///     println!("released");
 ///     Ok(())
 /// });
 /// let chunks: Vec<_> = body.map(|c| c.unwrap()).collect();
 /// assert_eq!(chunks, ["hello, ", "world"]);
 /// ```
-pub struct Body {
+pub struct AppBody {
     inner: Option<Box<dyn Iterable>>,
 }
 
-impl Body {
+impl AppBody {
     /// Wraps an [`Iterable`].
     pub fn new(iterable: impl Iterable) -> Self {
         Self {
@@ -111,7 +111,7 @@ impl Body {
     }
 }
 
-impl Iterator for Body {
+impl Iterator for AppBody {
     type Item = Result<Bytes, BoxError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -119,7 +119,7 @@ impl Iterator for Body {
     }
 }
 
-impl Drop for Body {
+impl Drop for AppBody {
     fn drop(&mut self) {
         if let Err(error) = self.close() {
             tracing::error!(
@@ -130,15 +130,15 @@ impl Drop for Body {
     }
 }
 
-impl fmt::Debug for Body {
+impl fmt::Debug for AppBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Body")
+        f.debug_struct("AppBody")
             .field("closed", &self.is_closed())
             .finish()
     }
 }
 
-impl Default for Body {
+impl Default for AppBody {
     fn default() -> Self {
         Self::empty()
     }
@@ -146,7 +146,7 @@ impl Default for Body {
 
 macro_rules! single_chunk_from {
     ($($ty:ty),*) => {$(
-        impl From<$ty> for Body {
+        impl From<$ty> for AppBody {
             fn from(chunk: $ty) -> Self {
                 Self::from_chunks(std::iter::once(Bytes::from(chunk)))
             }
@@ -184,7 +184,7 @@ where
 }
 
 struct OnClose<F> {
-    body: Body,
+    body: AppBody,
     hook: Option<F>,
 }
 
@@ -209,9 +209,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    fn counted(closes: &Arc<AtomicUsize>) -> Body {
+    fn counted(closes: &Arc<AtomicUsize>) -> AppBody {
         let closes = closes.clone();
-        Body::from_chunks(["a", "b"]).on_close(move || {
+        AppBody::from_chunks(["a", "b"]).on_close(move || {
             closes.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
@@ -248,7 +248,7 @@ mod tests {
         }
         let closes = Arc::new(AtomicUsize::new(0));
         let counter = closes.clone();
-        let mut body = Body::new(Failing).on_close(move || {
+        let mut body = AppBody::new(Failing).on_close(move || {
             counter.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });
@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn results_surface_errors() {
-        let mut body = Body::from_results(vec![Ok::<_, BoxError>("x"), Err("boom".into())]);
+        let mut body = AppBody::from_results(vec![Ok::<_, BoxError>("x"), Err("boom".into())]);
         assert_eq!(body.next().unwrap().unwrap(), "x");
         assert_eq!(body.next().unwrap().unwrap_err().to_string(), "boom");
         assert!(body.next().is_none());

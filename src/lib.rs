@@ -1,7 +1,7 @@
 //! Serve WSGI-shaped legacy applications as a [`tower`] `Service` over hyper.
 //!
 //! Code ported from Python keeps its WSGI shape: an [`Environ`], a
-//! [`StartResponse`] that returns a [`Writer`], and an iterable [`Body`] with
+//! [`StartResponse`] that returns a [`Writer`], and an iterable [`AppBody`] with
 //! `close()`. [`WsgiService`] runs it on a bounded thread pool and applies
 //! Werkzeug's `run_wsgi` response rules to the hyper response, correctly
 //! where Werkzeug and hyper each get them wrong: exact `Content-Length`
@@ -13,19 +13,19 @@
 //! # Example
 //!
 //! ```no_run
-//! use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+//! use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
 //!
 //! // def hello(environ, start_response):
 //! //     start_response("200 OK", [("Content-Type", "text/plain")])
 //! //     return [b"Hello, " + environ["PATH_INFO"].encode("latin-1")]
-//! fn hello(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+//! fn hello(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 //!     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
 //!     Ok(format!("Hello, {}", environ.path_info()).into())
 //! }
 //!
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
-//!     tower_wsgi::serve("127.0.0.1:8000", hello).await
+//!     tower_wsgi::server::serve("127.0.0.1:8000", hello).await
 //! }
 //! ```
 //!
@@ -34,12 +34,12 @@
 //! ```
 //! use http_body_util::{BodyExt, Empty};
 //! use tower::ServiceExt;
-//! use tower_wsgi::{Body, BoxError, Environ, StartResponse, WsgiService};
+//! use tower_wsgi::{AppBody, BoxError, Environ, StartResponse, WsgiService};
 //!
-//! fn stream(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+//! fn stream(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 //!     let write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
 //!     write.write("written, ")?;
-//!     Ok(Body::from_chunks(["then ", "iterated"]))
+//!     Ok(AppBody::from_chunks(["then ", "iterated"]))
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -70,9 +70,9 @@
 #![cfg_attr(feature = "axum", doc = "```")]
 #![cfg_attr(not(feature = "axum"), doc = "```ignore")]
 //! use axum::{routing::get, Router};
-//! use tower_wsgi::{Body, BoxError, Environ, StartResponse, WsgiService};
+//! use tower_wsgi::{AppBody, BoxError, Environ, StartResponse, WsgiService};
 //!
-//! fn legacy(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+//! fn legacy(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 //!     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
 //!     Ok(format!("{} + {}", environ.script_name(), environ.path_info()).into())
 //! }
@@ -121,7 +121,7 @@
 //! `start_response` ([`StartResponse::map_head`]) or the body.
 //! [`Dispatcher`] mounts several apps by path prefix, as Werkzeug's
 //! `DispatcherMiddleware` does. A [`Middleware`] receives the app it wraps
-//! as [`Next`], and [`WsgiMiddlewareLayer`] puts it in front of any tower
+//! as [`Next`], and [`MiddlewareLayer`] puts it in front of any tower
 //! service, an axum `Router` included: the environ it passes on becomes the
 //! inner request, the inner response comes back through `start_response`,
 //! and the rules are applied once, at the edge.
@@ -210,77 +210,31 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod app;
-#[cfg(feature = "axum")]
-mod axum;
 mod body;
-mod config;
-mod dispatch;
-mod dispatcher;
-mod environ;
+pub mod environ;
 mod error;
-mod errors;
-mod input;
-mod middleware;
-mod pool;
+mod headers;
+mod latin1;
+pub mod middleware;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod mount;
 /// The porting guide: WSGI idioms side by side with their tower-wsgi port.
 ///
 #[doc = include_str!("../docs/porting.md")]
 pub mod porting_guide {}
-pub mod proxy_fix;
 mod response;
-mod serve;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 mod service;
-mod start_response;
 pub mod test_client;
-#[cfg(feature = "tls")]
-mod tls;
 
 pub use app::{app_fn, App, AppFn};
-pub use body::{Body, Iterable};
-pub use config::{Builder, ConnectionPolicy, HopByHop};
-pub use dispatcher::Dispatcher;
-pub use environ::{Environ, Https, Iter, LocalAddr, RemoteAddr};
+pub use body::{AppBody, Iterable};
+pub use environ::Environ;
 pub use error::{BoxError, Error, ErrorKind};
-pub use errors::Errors;
-pub use input::{Input, InputBody};
-pub use middleware::{
-    middleware_fn, Middleware, MiddlewareApp, MiddlewareFn, Next, WsgiMiddleware,
-    WsgiMiddlewareLayer,
+pub use response::{
+    ConnectionPolicy, HopByHop, ResponseBody, ResponseFuture, StartResponse, Writer,
 };
-pub use proxy_fix::{ProxyFix, ProxyFixOrig};
-pub use response::{ResponseBody, ResponseFuture};
-#[cfg(feature = "tls")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-pub use serve::serve_tls;
-pub use serve::{serve, Server};
-pub use service::WsgiService;
-pub use start_response::{StartResponse, Writer};
-#[cfg(feature = "tls")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-pub use tls::TlsConfig;
-
-/// Internals for the crate's micro-benchmarks (`benches/micro.rs`); not an API.
-#[cfg(feature = "__bench")]
-#[doc(hidden)]
-pub mod __bench {
-    use crate::config::Config;
-    use crate::environ;
-    use crate::response::head::{self, RequestFacts};
-    use crate::{Environ, Input};
-
-    /// The environ of a request, as the service builds it with the default options.
-    pub fn environ(parts: http::request::Parts) -> Environ {
-        let options = std::sync::Arc::new(Config::default().environ_options());
-        environ::build(parts, Input::from_bytes(bytes::Bytes::new()), &options)
-            .unwrap_or_else(|_| unreachable!("no script name is configured"))
-    }
-
-    /// `start_response`'s checks and the head they produce (RULES.md 1 to 6).
-    pub fn prepare_head(status: &str, headers: &[(&str, &str)]) -> bool {
-        let facts = RequestFacts {
-            is_head: false,
-            version: http::Version::HTTP_11,
-        };
-        head::prepare(status, headers.iter().copied(), facts, &Config::default()).is_ok()
-    }
-}
+pub use service::{Builder, ThreadPool, WsgiService};

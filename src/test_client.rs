@@ -29,12 +29,12 @@
 //!
 //! ```
 //! use tower_wsgi::test_client::TestClient;
-//! use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+//! use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
 //!
-//! fn app(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+//! fn app(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 //!     let write = start_response.start("201 Made It", [("Content-Type", "text/plain")])?;
 //!     write.write(format!("{} {}", environ.request_method(), environ.query_string()))?;
-//!     Ok(Body::empty())
+//!     Ok(AppBody::empty())
 //! }
 //!
 //! let client = TestClient::new(app);
@@ -49,8 +49,8 @@
 //!
 //! ```
 //! # use tower_wsgi::test_client::TestClient;
-//! # use tower_wsgi::{Body, BoxError, Environ, StartResponse};
-//! # fn app(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+//! # use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
+//! # fn app(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 //! #     start_response.start("200 OK", [("Content-Length", "2")])?;
 //! #     Ok("ok".into())
 //! # }
@@ -143,7 +143,7 @@ impl<S> TestClient<S> {
     pub fn request(&self, method: Method, target: &str) -> TestRequest<'_, S> {
         let mut request = Request::builder().method(method).uri(target);
         if let Some(addr) = self.remote_addr {
-            request = request.extension(crate::RemoteAddr(addr));
+            request = request.extension(crate::environ::RemoteAddr(addr));
         }
         TestRequest {
             client: self,
@@ -211,7 +211,7 @@ impl<S> TestRequest<'_, S> {
 
     /// The client address of this request.
     pub fn remote_addr(mut self, addr: SocketAddr) -> Self {
-        self.request = self.request.extension(crate::RemoteAddr(addr));
+        self.request = self.request.extension(crate::environ::RemoteAddr(addr));
         self
     }
 
@@ -286,7 +286,7 @@ where
     ///
     /// As [`send`](TestRequest::send).
     pub fn send_blocking(self) -> TestResponse {
-        crate::input::block_on(self.send())
+        crate::environ::block_on(self.send())
     }
 }
 
@@ -318,7 +318,7 @@ impl TestResponse {
     {
         let (parts, body) = response.into_parts();
         let reason = match parts.extensions.get::<hyper::ext::ReasonPhrase>() {
-            Some(reason) => crate::environ::latin1(reason.as_bytes()),
+            Some(reason) => crate::latin1::decode(reason.as_bytes()),
             None => parts.status.canonical_reason().unwrap_or("").to_owned(),
         };
         let mut data = BytesMut::new();

@@ -14,7 +14,9 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 use support::{conformance, Conn, Resp};
-use tower_wsgi::{app_fn, App, Builder, RemoteAddr, WsgiService};
+use tower_wsgi::environ::RemoteAddr;
+use tower_wsgi::mount::AxumMount;
+use tower_wsgi::{app_fn, App, Builder, WsgiService};
 
 /// `axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())`
 /// on 127.0.0.1, stopped on drop.
@@ -97,7 +99,7 @@ fn echo_app() -> impl App {
 }
 
 fn echo_router() -> Router {
-    let echo = WsgiService::new(echo_app());
+    let echo = AxumMount::new(WsgiService::new(echo_app()));
     let pinned_peer = tower::ServiceBuilder::new()
         .map_request(|mut req: http::Request<axum::body::Body>| {
             req.extensions_mut()
@@ -114,7 +116,7 @@ fn echo_router() -> Router {
         .nest_service("/api/{version}", echo.clone())
         .nest_service(
             "/combo",
-            Builder::new().script_name("/v1").build(echo_app()),
+            AxumMount::new(Builder::new().script_name("/v1").build(echo_app())),
         )
         .nest("/outer", Router::new().nest_service("/inner", echo.clone()))
         .nest(
@@ -225,7 +227,7 @@ fn the_crates_own_remote_addr_wins_over_connect_info() {
 
 /// The conformance app at each kind of mount.
 fn conformance_router() -> Router {
-    let legacy = conformance::service();
+    let legacy = AxumMount::new(conformance::service());
     Router::new()
         .route_service("/respond", legacy.clone())
         .nest_service("/legacy", legacy.clone())

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tower_service::Service;
-use tower_wsgi::{app_fn, Body, BoxError, Builder, Environ, ErrorKind, StartResponse};
+use tower_wsgi::{app_fn, AppBody, BoxError, Builder, Environ, ErrorKind, StartResponse};
 
 use support::{Conn, Counters, Framing};
 
@@ -32,7 +32,7 @@ fn thread_name() -> String {
 fn modes_app(
     counters: Counters,
     write_error: Arc<Mutex<Option<ErrorKind>>>,
-) -> impl Fn(Environ, StartResponse) -> Result<Body, BoxError> + Send + Sync + 'static {
+) -> impl Fn(Environ, StartResponse) -> Result<AppBody, BoxError> + Send + Sync + 'static {
     move |mut environ: Environ, start_response: StartResponse| {
         let query = support::query(&environ);
         let n: usize = support::param(&query, "n", "0").parse().unwrap_or(0);
@@ -41,13 +41,13 @@ fn modes_app(
                 let mut body = thread_name().into_bytes();
                 environ.input().read_to_end(&mut body)?;
                 start_response.start("200 OK", [("Content-Length", body.len().to_string())])?;
-                Ok(counters.track(Body::from(body)))
+                Ok(counters.track(AppBody::from(body)))
             }
             "/stream" => {
                 let length = (n * CHUNK).to_string();
                 start_response.start("200 OK", [("Content-Length", length)])?;
                 let chunks = (0..n).map(|_| Bytes::from_static(&[b's'; CHUNK]));
-                Ok(counters.track(Body::from_chunks(chunks)))
+                Ok(counters.track(AppBody::from_chunks(chunks)))
             }
             "/write" => {
                 let write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
@@ -57,11 +57,11 @@ fn modes_app(
                         return Err(error.into());
                     }
                 }
-                Ok(counters.track(Body::empty()))
+                Ok(counters.track(AppBody::empty()))
             }
             _ => {
                 start_response.start("404 Not Found", [("Content-Length", "0")])?;
-                Ok(Body::empty())
+                Ok(AppBody::empty())
             }
         }
     }

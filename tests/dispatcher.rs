@@ -7,9 +7,8 @@ mod support;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tower_wsgi::{
-    app_fn, App, Body, BoxError, Builder, Dispatcher, Environ, StartResponse, WsgiService,
-};
+use tower_wsgi::middleware::Dispatcher;
+use tower_wsgi::{app_fn, App, AppBody, BoxError, Builder, Environ, StartResponse, WsgiService};
 
 /// An app that answers `name|SCRIPT_NAME|PATH_INFO|QUERY_STRING`.
 fn show(name: &'static str) -> impl App {
@@ -110,7 +109,11 @@ struct Tagging<A> {
 }
 
 impl<A: App> App for Tagging<A> {
-    fn call(&self, mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    fn call(
+        &self,
+        mut environ: Environ,
+        start_response: StartResponse,
+    ) -> Result<AppBody, BoxError> {
         environ.insert("tagging.seen", "yes");
         let start_response = start_response.map_head(|_status, headers| {
             headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-length"));
@@ -119,7 +122,7 @@ impl<A: App> App for Tagging<A> {
         let body = self.app.call(environ, start_response)?;
         let closes = self.closes.clone();
         Ok(
-            Body::from_results(body.chain(std::iter::once(Ok("+tag".into())))).on_close(
+            AppBody::from_results(body.chain(std::iter::once(Ok("+tag".into())))).on_close(
                 move || {
                     closes.fetch_add(1, Ordering::SeqCst);
                     Ok(())
@@ -175,7 +178,7 @@ fn map_head_wrappers_nest_innermost_first() {
                 headers.push(("X-Order".into(), status.clone()));
             });
         start_response.start("200 OK", [("Content-Length", "0")])?;
-        Ok(Body::empty())
+        Ok(AppBody::empty())
     });
     let server = support::serve(WsgiService::new(app));
     let resp = server.get("/");

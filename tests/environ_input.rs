@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::{serve, Conn};
-use tower_wsgi::{app_fn, Body, Builder, Environ, WsgiService};
+use tower_wsgi::{app_fn, AppBody, Builder, Environ, WsgiService};
 
-fn environ_json(environ: &Environ) -> Body {
+fn environ_json(environ: &Environ) -> AppBody {
     let mut map: BTreeMap<String, serde_json::Value> = environ
         .iter()
         .map(|(k, v)| (k.to_owned(), v.into()))

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use support::{Conn, Framing, TestServer};
-use tower_wsgi::{app_fn, App, Body, BoxError, Builder, Environ, Iterable, StartResponse};
+use tower_wsgi::{app_fn, App, AppBody, BoxError, Builder, Environ, Iterable, StartResponse};
 
 /// Bodies that count their closes, and apps that report when they return.
 #[derive(Clone, Default)]
@@ -85,11 +85,11 @@ fn route(
     probe: &Probe,
     environ: &mut Environ,
     start_response: &StartResponse,
-) -> Result<Body, BoxError> {
+) -> Result<AppBody, BoxError> {
     let path = environ.path_info().to_owned();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let body = |chunks: Vec<&'static str>, fail_at, panic, fail_close| {
-        Body::new(Faulty {
+        AppBody::new(Faulty {
             chunks: chunks.into_iter().map(Bytes::from).collect(),
             fail_at,
             panic,
@@ -121,7 +121,7 @@ fn route(
             let closes = probe.closes.clone();
             let block = Bytes::from(vec![b's'; 64 * 1024]);
             Ok(
-                Body::from_chunks(std::iter::repeat_n(block, usize::MAX)).on_close(move || {
+                AppBody::from_chunks(std::iter::repeat_n(block, usize::MAX)).on_close(move || {
                     closes.fetch_add(1, Ordering::SeqCst);
                     Ok(())
                 }),
@@ -129,7 +129,7 @@ fn route(
         }
         [kind @ ("error" | "panic"), when] => {
             let panic = *kind == "panic";
-            let fail = |what: &str| -> Result<Body, BoxError> {
+            let fail = |what: &str| -> Result<AppBody, BoxError> {
                 if panic {
                     panic!("fault: panic {what}");
                 }
@@ -288,7 +288,7 @@ fn slow_reader_holds_the_app_back() {
             start_response.start("200 OK", [("Content-Type", "application/octet-stream")])?;
             let p = p.clone();
             let block = Bytes::from(vec![b'z'; 64 * 1024]);
-            Ok(Body::from_chunks((0..256).map(move |_| {
+            Ok(AppBody::from_chunks((0..256).map(move |_| {
                 p.fetch_add(1, Ordering::SeqCst);
                 block.clone()
             })))

@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::{client, within, TestServer};
-use tower_wsgi::{app_fn, Body, BoxError, Builder};
+use tower_wsgi::{app_fn, AppBody, BoxError, Builder};
 
 type ReqBody = BoxBody<Bytes, BoxError>;
 
@@ -534,7 +534,7 @@ fn concurrent_streams_run_at_once_on_one_connection() {
                 };
                 let body = format!("{answer} {}", environ.query_string());
                 start_response.start("200 OK", [("Content-Length", body.len().to_string())])?;
-                Ok(Body::from(body))
+                Ok(AppBody::from(body))
             }));
     let server = support::serve(service);
     client(async {

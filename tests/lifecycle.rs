@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use support::{serve, Counters, Framing};
-use tower_wsgi::{app_fn, Body, BoxError, Builder, ErrorKind, Iterable, WsgiService};
+use tower_wsgi::{app_fn, AppBody, BoxError, Builder, ErrorKind, Iterable, WsgiService};
 
 fn route(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -28,7 +28,7 @@ fn rule7_exc_info_replaces_headers_until_a_non_empty_chunk() {
             start_response.start("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])?;
         write.write("")?; // an empty write sends nothing
         let sr = start_response;
-        let body = Body::from_results((0..3).map(move |i| match i {
+        let body = AppBody::from_results((0..3).map(move |i| match i {
             0 => Ok(Bytes::new()), // an empty chunk sends nothing either
             1 => {
                 sr.start_with_exc_info(
@@ -58,7 +58,7 @@ fn rule7_headers_wait_for_the_first_non_empty_chunk() {
     let server = serve(WsgiService::new(app_fn(move |_environ, start_response| {
         start_response.start("200 OK", [("Content-Length", "2")])?;
         let release = release_rx.clone();
-        Ok(Body::from_chunks((0..2).map(move |i| {
+        Ok(AppBody::from_chunks((0..2).map(move |i| {
             if i == 1 {
                 release.lock().unwrap().recv().unwrap();
                 "ok"
@@ -151,7 +151,7 @@ fn failing_app(counters: Counters) -> impl tower_wsgi::App {
     app_fn(move |environ, start_response| {
         let when = support::param(&support::query(&environ), "when", "before").to_owned();
         let panic = environ.path_info() == "/panic";
-        let fail = |msg: &str| -> Result<Body, BoxError> {
+        let fail = |msg: &str| -> Result<AppBody, BoxError> {
             if panic {
                 panic!("{msg}")
             }
@@ -165,12 +165,13 @@ fn failing_app(counters: Counters) -> impl tower_wsgi::App {
             return fail("failure after start_response");
         }
         let chunks: Vec<Result<Bytes, BoxError>> = vec![Ok(Bytes::from_static(b"first chunk"))];
-        let body = Body::from_results(chunks.into_iter().chain(std::iter::once_with(move || {
-            if panic {
-                panic!("failure inside the body iterator")
-            }
-            Err::<Bytes, BoxError>("failure inside the body iterator".into())
-        })));
+        let body =
+            AppBody::from_results(chunks.into_iter().chain(std::iter::once_with(move || {
+                if panic {
+                    panic!("failure inside the body iterator")
+                }
+                Err::<Bytes, BoxError>("failure inside the body iterator".into())
+            })));
         Ok(counters.track(body))
     })
 }
@@ -285,7 +286,7 @@ fn rule10_close_runs_once_on_every_path() {
             status,
             [("Content-Type", "text/plain"), ("Content-Length", "13")],
         )?;
-        Ok(Body::new(Closes {
+        Ok(AppBody::new(Closes {
             chunks: vec!["complete ", "body"],
             closes: c.clone(),
             fail_close: support::param(&q, "fail", "no") == "yes",
@@ -326,7 +327,7 @@ fn rule10_close_runs_once_on_every_path() {
 fn rule10_close_panics_are_contained() {
     let server = serve(WsgiService::new(app_fn(|_environ, start_response| {
         start_response.start("200 OK", [("Content-Length", "2")])?;
-        Ok(Body::from("ok").on_close(|| panic!("close exploded")))
+        Ok(AppBody::from("ok").on_close(|| panic!("close exploded")))
     })));
     let resp = server.get("/close-panic");
     assert_eq!((resp.status, resp.body.as_slice()), (200, &b"ok"[..]));
@@ -350,7 +351,7 @@ fn rule11_client_gone_fails_write_closes_body_and_frees_the_thread() {
             }
             let block = Bytes::from(vec![b'x'; 64 * 1024]);
             let c = c.clone();
-            let closer = Body::empty().on_close(move || {
+            let closer = AppBody::empty().on_close(move || {
                 c.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             });
@@ -398,7 +399,7 @@ fn rule11_iterating_body_stops_and_closes_when_the_client_goes() {
             p.fetch_add(1, Ordering::SeqCst);
             Bytes::from(vec![b'y'; 64 * 1024])
         });
-        Ok(c.track(Body::from_chunks(endless)))
+        Ok(c.track(AppBody::from_chunks(endless)))
     })));
     let mut conn = server.connect();
     conn.send(route("/endless").as_bytes());
@@ -417,7 +418,7 @@ fn rule11_writer_implements_io_write() {
     let server = serve(WsgiService::new(app_fn(|_environ, start_response| {
         let mut write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
         write!(write, "{} + {} = {}", 1, 2, 3)?;
-        Ok(Body::empty())
+        Ok(AppBody::empty())
     })));
     assert_eq!(server.get("/").body, b"1 + 2 = 3");
 }

@@ -21,10 +21,9 @@ use http_body_util::{BodyExt, Empty, Full};
 use support::Framing;
 use tower::util::BoxCloneService;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_wsgi::{
-    middleware_fn, Body, BoxError, Builder, Input, InputBody, Iterable, Middleware, RemoteAddr,
-    WsgiMiddlewareLayer,
-};
+use tower_wsgi::environ::{Input, InputBody, RemoteAddr};
+use tower_wsgi::middleware::{from_fn, Middleware, MiddlewareLayer};
+use tower_wsgi::{AppBody, BoxError, Builder, Iterable};
 
 type InnerBody = UnsyncBoxBody<Bytes, BoxError>;
 
@@ -230,12 +229,12 @@ impl HttpBody for Endless {
 }
 
 fn passthrough() -> impl Middleware {
-    middleware_fn(|environ, start_response, next| next.call(environ, start_response))
+    from_fn(|environ, start_response, next| next.call(environ, start_response))
 }
 
 /// Rewrites every part of the request, like a ported request-rewriting middleware.
 fn rewriter() -> impl Middleware {
-    middleware_fn(|mut environ, start_response, next| {
+    from_fn(|mut environ, start_response, next| {
         let mut body = environ.input().read_all()?;
         body.make_ascii_uppercase();
         body.extend_from_slice(b"!!");
@@ -261,7 +260,7 @@ fn request(target: &str, answer: &str) -> Vec<u8> {
 #[test]
 fn the_inner_service_sees_exactly_what_the_middleware_passed() {
     let inner = Inner::default();
-    let server = support::serve(WsgiMiddlewareLayer::new(rewriter()).layer(inner.service()));
+    let server = support::serve(MiddlewareLayer::new(rewriter()).layer(inner.service()));
     let mut conn = server.connect();
     conn.send(
         b"POST /caf%C3%A9/a%20b%25?q=1 HTTP/1.1\r\nHost: test\r\nX-Dup: 1\r\nX-Dup: 2\r\n\
@@ -298,7 +297,7 @@ fn the_inner_service_sees_exactly_what_the_middleware_passed() {
 #[test]
 fn large_and_chunked_uploads_stream_through_untouched() {
     let inner = Inner::default();
-    let server = support::serve(WsgiMiddlewareLayer::new(passthrough()).layer(inner.service()));
+    let server = support::serve(MiddlewareLayer::new(passthrough()).layer(inner.service()));
     let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
 
     let mut conn = server.connect();
@@ -337,7 +336,7 @@ fn large_and_chunked_uploads_stream_through_untouched() {
 #[test]
 fn the_client_sees_exactly_what_the_inner_service_answered() {
     let inner = Inner::default();
-    let server = support::serve(WsgiMiddlewareLayer::new(passthrough()).layer(inner.service()));
+    let server = support::serve(MiddlewareLayer::new(passthrough()).layer(inner.service()));
     let mut conn = server.connect();
 
     conn.send(&request("/", "custom"));
@@ -412,7 +411,7 @@ fn the_client_sees_exactly_what_the_inner_service_answered() {
 #[test]
 fn inner_failures_become_one_500_or_an_aborted_body() {
     let inner = Inner::default();
-    let server = support::serve(WsgiMiddlewareLayer::new(passthrough()).layer(inner.service()));
+    let server = support::serve(MiddlewareLayer::new(passthrough()).layer(inner.service()));
     for (answer, cause) in [
         ("fail", "inner failed on purpose"),
         ("body-fails-first", "inner body failed first"),
@@ -439,7 +438,7 @@ fn inner_failures_become_one_500_or_an_aborted_body() {
 #[test]
 fn a_middleware_may_answer_without_calling_next() {
     let inner = Inner::default();
-    let require_token = middleware_fn(|environ, start_response, next| {
+    let require_token = from_fn(|environ, start_response, next| {
         if environ.get("HTTP_AUTHORIZATION") != Some("Bearer s3cret") {
             start_response.start(
                 "401 UNAUTHORIZED",
@@ -449,7 +448,7 @@ fn a_middleware_may_answer_without_calling_next() {
         }
         next.call(environ, start_response)
     });
-    let server = support::serve(WsgiMiddlewareLayer::new(require_token).layer(inner.service()));
+    let server = support::serve(MiddlewareLayer::new(require_token).layer(inner.service()));
     let mut conn = server.connect();
     conn.send(b"GET / HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer guess\r\n\r\n");
     let resp = conn.read_response(false);
@@ -463,7 +462,7 @@ fn a_middleware_may_answer_without_calling_next() {
 
 /// Counts the bytes of the body it wraps.
 struct CountBytes {
-    body: Body,
+    body: AppBody,
     bytes: Arc<AtomicUsize>,
 }
 
@@ -490,10 +489,10 @@ struct Tally {
 impl Tally {
     fn middleware(&self) -> impl Middleware {
         let tally = self.clone();
-        middleware_fn(move |environ, start_response, next| {
+        from_fn(move |environ, start_response, next| {
             let body = next.call(environ, start_response)?;
             let closes = tally.closes.clone();
-            Ok(Body::new(CountBytes {
+            Ok(AppBody::new(CountBytes {
                 body,
                 bytes: tally.bytes.clone(),
             })
@@ -517,8 +516,7 @@ impl Tally {
 fn a_middleware_may_wrap_the_body_of_next() {
     let inner = Inner::default();
     let tally = Tally::default();
-    let server =
-        support::serve(WsgiMiddlewareLayer::new(tally.middleware()).layer(inner.service()));
+    let server = support::serve(MiddlewareLayer::new(tally.middleware()).layer(inner.service()));
     let mut conn = server.connect();
     conn.send(&request("/", "stream"));
     let resp = conn.read_response(false);
@@ -540,8 +538,7 @@ fn a_middleware_may_wrap_the_body_of_next() {
 #[test]
 fn an_edge_body_limit_holds_for_the_inner_service() {
     let inner = Inner::default();
-    let layer =
-        WsgiMiddlewareLayer::with_builder(passthrough(), Builder::new().max_request_body(10));
+    let layer = MiddlewareLayer::with_builder(passthrough(), Builder::new().max_request_body(10));
     let server = support::serve(layer.layer(inner.service()));
     let mut conn = server.connect();
     conn.send(
@@ -579,7 +576,7 @@ async fn an_axum_router_behind_a_ported_middleware() {
             ),
         )
         .route("/v2/page", get_route(|| async { "page" }));
-    let service = WsgiMiddlewareLayer::new(rewriter()).layer(router);
+    let service = MiddlewareLayer::new(rewriter()).layer(router);
 
     let request = Request::post("/users/ada%20l?x=1")
         .header("x-dup", "1")
@@ -614,7 +611,7 @@ async fn an_axum_router_behind_a_ported_middleware() {
 async fn head_through_axum_keeps_the_get_length() {
     let router =
         axum::Router::new().route("/page", axum::routing::get(|| async { "twelve bytes" }));
-    let service = WsgiMiddlewareLayer::new(passthrough()).layer(router);
+    let service = MiddlewareLayer::new(passthrough()).layer(router);
     let response = service
         .oneshot(Request::head("/page").body(Empty::<Bytes>::new()).unwrap())
         .await
@@ -636,16 +633,17 @@ async fn middleware_also_wraps_legacy_apps_and_nests() {
     let app = |environ: tower_wsgi::Environ, start_response: tower_wsgi::StartResponse| {
         let text = format!("{} {}", environ.request_method(), environ.path_info());
         start_response.start("200 OK", [("Content-Length", text.len().to_string())])?;
-        Ok::<Body, BoxError>(text.into())
+        Ok::<AppBody, BoxError>(text.into())
     };
-    let legacy = tower_wsgi::WsgiService::new(tower_wsgi::MiddlewareApp::new(rewriter(), app));
+    let legacy =
+        tower_wsgi::WsgiService::new(tower_wsgi::middleware::MiddlewareApp::new(rewriter(), app));
     let response = legacy.oneshot(get("/x")).await.unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "PUT /v2/x");
 
     let inner = Inner::default();
-    let service = WsgiMiddlewareLayer::new(rewriter())
-        .layer(WsgiMiddlewareLayer::new(rewriter()).layer(inner.service()));
+    let service = MiddlewareLayer::new(rewriter())
+        .layer(MiddlewareLayer::new(rewriter()).layer(inner.service()));
     let response = service.oneshot(get("/x")).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(inner.seen()[0].uri, "/v2/v2/x?&added=%C3%A9&added=%C3%A9");
@@ -655,10 +653,10 @@ async fn middleware_also_wraps_legacy_apps_and_nests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_next_built_from_an_app_calls_it() {
-    let next = tower_wsgi::Next::from_app(
+    let next = tower_wsgi::middleware::Next::from_app(
         |_environ: tower_wsgi::Environ, start_response: tower_wsgi::StartResponse| {
             start_response.start("200 OK", [("Content-Length", "2")])?;
-            Ok::<Body, BoxError>("ok".into())
+            Ok::<AppBody, BoxError>("ok".into())
         },
     );
     let service = tower_wsgi::WsgiService::new(next);
@@ -672,14 +670,14 @@ async fn a_next_built_from_an_app_calls_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_middleware_may_change_the_inner_response_head() {
     let inner = Inner::default();
-    let add_header = middleware_fn(|environ, start_response, next| {
+    let add_header = from_fn(|environ, start_response, next| {
         let start_response = start_response.map_head(|status, headers| {
             headers.push(("X-Seen-Status".into(), status.clone()));
             headers.retain(|(name, _)| name != "x-kept");
         });
         next.call(environ, start_response)
     });
-    let service = WsgiMiddlewareLayer::new(add_header).layer(inner.service());
+    let service = MiddlewareLayer::new(add_header).layer(inner.service());
     let request = Request::get("/")
         .header("x-answer", "hop")
         .body(Empty::<Bytes>::new())

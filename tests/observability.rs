@@ -8,7 +8,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tower_wsgi::{app_fn, Body, BoxError, Environ, StartResponse, WsgiService};
+use tower_wsgi::{app_fn, AppBody, BoxError, Environ, StartResponse, WsgiService};
 
 #[derive(Debug)]
 struct Cause(&'static str, Option<Box<Cause>>);
@@ -25,7 +25,7 @@ impl std::error::Error for Cause {
     }
 }
 
-fn app(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn app(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     match environ.path_info() {
         "/traced" => {
             start_response.start("201 Created", [("Content-Length", "11")])?;
@@ -33,7 +33,7 @@ fn app(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError
         }
         "/endless" => {
             start_response.start("200 OK", [("Content-Type", "text/plain")])?;
-            Ok(Body::from_chunks(std::iter::repeat_n(
+            Ok(AppBody::from_chunks(std::iter::repeat_n(
                 Bytes::from_static(&[b'e'; 16 * 1024]),
                 1 << 20,
             )))
@@ -44,7 +44,7 @@ fn app(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError
                 Ok(Bytes::from_static(b"part")),
                 Err(Box::new(Cause("the database went away", None))),
             ];
-            Ok(Body::from_results(chunks))
+            Ok(AppBody::from_results(chunks))
         }
         _ => Err(Box::new(Cause(
             "rendering the page failed",

@@ -6,12 +6,13 @@ mod support;
 
 use serde_json::{json, Value};
 use support::{log_line_with, TestServer};
-use tower_wsgi::{Body, BoxError, Environ, ProxyFix, ProxyFixOrig, StartResponse, WsgiService};
+use tower_wsgi::middleware::{ProxyFix, ProxyFixOrig};
+use tower_wsgi::{AppBody, BoxError, Environ, StartResponse, WsgiService};
 
-type EchoFn = fn(Environ, StartResponse) -> Result<Body, BoxError>;
+type EchoFn = fn(Environ, StartResponse) -> Result<AppBody, BoxError>;
 
 /// Echoes what ProxyFix may change, and the originals it kept.
-fn echo(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn echo(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     let get = |key: &str| environ.get(key).map(str::to_owned);
     let orig = environ
         .extensions()

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_wsgi::{app_fn, Body, Server, WsgiService};
+use tower_wsgi::server::Server;
+use tower_wsgi::{app_fn, AppBody, WsgiService};
 
 #[test]
 fn graceful_shutdown_finishes_in_flight_requests() {
@@ -22,7 +23,7 @@ fn graceful_shutdown_finishes_in_flight_requests() {
         }
         start_response.start("200 OK", [("Content-Length", "4")])?;
         let c = c.clone();
-        Ok(Body::from("done").on_close(move || {
+        Ok(AppBody::from("done").on_close(move || {
             c.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }))

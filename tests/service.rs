@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Empty, Full};
 use tower::ServiceExt;
-use tower_wsgi::{app_fn, Body, Builder, ResponseBody, ResponseFuture, WsgiService};
+use tower_wsgi::{app_fn, AppBody, Builder, ResponseBody, ResponseFuture, WsgiService};
 
 fn get(target: &str) -> Request<Empty<Bytes>> {
     Request::get(target).body(Empty::new()).unwrap()
@@ -123,7 +123,7 @@ async fn dropping_the_response_future_stops_the_app_at_its_next_write() {
             .unwrap()
             .send(result.map_err(|e| e.kind()))
             .unwrap();
-        Ok(Body::empty())
+        Ok(AppBody::empty())
     }));
     let future = svc.oneshot(get("/"));
     drop(tokio::time::timeout(Duration::from_millis(20), future).await);
@@ -140,7 +140,7 @@ fn futures_and_bodies_are_send() {
     fn assert_sync<T: Sync>() {}
     assert_send::<ResponseFuture>();
     assert_send::<ResponseBody>();
-    assert_send::<Body>();
+    assert_send::<AppBody>();
     assert_send::<tower_wsgi::Environ>();
     assert_send::<tower_wsgi::StartResponse>();
     assert_sync::<tower_wsgi::StartResponse>();
@@ -150,7 +150,7 @@ fn futures_and_bodies_are_send() {
             fn(
                 tower_wsgi::Environ,
                 tower_wsgi::StartResponse,
-            ) -> Result<Body, tower_wsgi::BoxError>,
+            ) -> Result<AppBody, tower_wsgi::BoxError>,
         >,
     >();
 }

@@ -8,16 +8,17 @@ use std::io::Read;
 use std::net::SocketAddr;
 
 use http::{Method, StatusCode, Version};
+use tower_wsgi::environ::LocalAddr;
 use tower_wsgi::test_client::{TestClient, TestResponse, DEFAULT_REMOTE_ADDR};
 use tower_wsgi::{
-    Body, BoxError, Builder, ConnectionPolicy, Environ, LocalAddr, StartResponse, WsgiService,
+    AppBody, BoxError, Builder, ConnectionPolicy, Environ, StartResponse, WsgiService,
 };
 
 /// A typed value a layer would put on the request.
 #[derive(Clone)]
 struct Tenant(&'static str);
 
-fn app(mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn app(mut environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     match environ.path_info() {
         "/length" => {
             start_response.start(
@@ -29,11 +30,11 @@ fn app(mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxE
         "/stream" => {
             let write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
             write.write("written, ")?;
-            Ok(Body::from_chunks(["then ", "iterated"]))
+            Ok(AppBody::from_chunks(["then ", "iterated"]))
         }
         "/reason" => {
             start_response.start("404 NOT FOUND", [("Content-Length", "0")])?;
-            Ok(Body::empty())
+            Ok(AppBody::empty())
         }
         "/no-content" => {
             start_response.start("204 No Content", [("X-Kept", "yes")])?;
@@ -43,7 +44,7 @@ fn app(mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxE
         "/fail-midway" => {
             let write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
             write.write("partial")?;
-            Ok(Body::new(FailingBody))
+            Ok(AppBody::new(FailingBody))
         }
         "/input" => {
             let mut data = String::new();
@@ -76,7 +77,7 @@ fn app(mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxE
         }
         _ => {
             start_response.start("404 Not Found", [("Content-Length", "0")])?;
-            Ok(Body::empty())
+            Ok(AppBody::empty())
         }
     }
 }

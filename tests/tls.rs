@@ -23,7 +23,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tower_service::Service;
-use tower_wsgi::{app_fn, BoxError, TlsConfig, WsgiService};
+use tower_wsgi::server::TlsConfig;
+use tower_wsgi::{app_fn, BoxError, WsgiService};
 
 /// A self-signed certificate for `localhost`: (certificate PEM, key PEM).
 fn self_signed() -> (String, String) {
@@ -192,7 +193,10 @@ fn server_port_and_scheme_agree_without_builder_https() {
             "{} {} {}",
             environ.url_scheme(),
             environ.get("SERVER_PORT").unwrap_or("-"),
-            environ.extensions().get::<tower_wsgi::Https>().is_some()
+            environ
+                .extensions()
+                .get::<tower_wsgi::environ::Https>()
+                .is_some()
         );
         start_response.start("200 OK", [("Content-Length", body.len().to_string())])?;
         Ok(body.into())

@@ -3,14 +3,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Body, Frame as HttpFrame, SizeHint};
+use http_body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
 
 use super::trace::{Ending, RequestTrace};
 use crate::error::BoxError;
 
-/// One item of the channel from the application thread.
-pub(crate) type Frame = Result<Bytes, BoxError>;
+/// One item of the channel from the application thread: a chunk, or the
+/// error that aborts the body.
+pub(crate) type StreamItem = Result<Bytes, BoxError>;
 
 /// Response body for [`WsgiService`](crate::WsgiService).
 ///
@@ -38,7 +39,7 @@ enum Kind {
         end_stream: bool,
     },
     Stream {
-        rx: mpsc::Receiver<Frame>,
+        rx: mpsc::Receiver<StreamItem>,
         remaining: Option<u64>,
         ended: bool,
         /// An abort, held back for one poll (see `poll_frame`).
@@ -91,7 +92,7 @@ impl ResponseBody {
         })
     }
 
-    pub(crate) fn stream(rx: mpsc::Receiver<Frame>, content_length: Option<u64>) -> Self {
+    pub(crate) fn stream(rx: mpsc::Receiver<StreamItem>, content_length: Option<u64>) -> Self {
         Self::new(Kind::Stream {
             rx,
             remaining: content_length,
@@ -108,7 +109,7 @@ impl Body for ResponseBody {
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<HttpFrame<Bytes>, BoxError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = poll_kind(&mut this.kind, cx);
         if let (Poll::Ready(frame), Some(trace)) = (&polled, &mut this.trace) {
@@ -146,11 +147,11 @@ impl Body for ResponseBody {
 fn poll_kind(
     kind: &mut Kind,
     cx: &mut Context<'_>,
-) -> Poll<Option<Result<HttpFrame<Bytes>, BoxError>>> {
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
     match kind {
-        Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(HttpFrame::data(d)))),
+        Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         Kind::Once { data, ended } => match data.take() {
-            Some(data) => Poll::Ready(Some(Ok(HttpFrame::data(data)))),
+            Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
             None => {
                 *ended = true;
                 Poll::Ready(None)
@@ -176,7 +177,7 @@ fn poll_kind(
                     if let Some(remaining) = remaining {
                         *remaining = remaining.saturating_sub(data.len() as u64);
                     }
-                    Poll::Ready(Some(Ok(HttpFrame::data(data))))
+                    Poll::Ready(Some(Ok(Frame::data(data))))
                 }
                 Poll::Ready(Some(Err(error))) => {
                     // hyper flushes what it holds when the body is pending;

@@ -4,11 +4,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::{Response, StatusCode};
+use http::Response;
 use tokio::sync::oneshot;
 
+use super::answers::lost;
 use super::body::ResponseBody;
-use super::exchange::Outcome;
+use super::responder::Outcome;
 use super::trace::RequestTrace;
 
 /// Response future for [`WsgiService`](crate::WsgiService).
@@ -79,14 +80,6 @@ impl Future for ResponseFuture {
             }
         }
     }
-}
-
-/// The answer when no response can be had (polled after completion, or the
-/// application thread vanished): an empty 500.
-fn lost() -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::empty(false));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response
 }
 
 impl fmt::Debug for ResponseFuture {

@@ -1,5 +1,5 @@
 //! The response head rules: status line, header validation, Content-Length,
-//! the connection rule, Server and Date (RULES.md 1 to 6). Pure functions.
+//! the connection rule, Server and Date (rules 1 to 6). Pure functions.
 
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,8 +8,10 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode, Version};
 use hyper::ext::ReasonPhrase;
 
-use crate::config::{Config, ConnectionPolicy, HopByHop};
+use super::options::{ConnectionPolicy, HeadRules, HopByHop};
 use crate::error::{Error, ErrorKind};
+use crate::headers;
+use crate::latin1;
 
 /// What the rules need to know about the request.
 #[derive(Clone, Copy, Debug)]
@@ -57,27 +59,27 @@ pub(crate) fn prepare<K, V>(
     status: &str,
     headers: impl IntoIterator<Item = (K, V)>,
     facts: RequestFacts,
-    config: &Config,
+    rules: &HeadRules,
 ) -> Result<Prepared, Error>
 where
     K: AsRef<str>,
     V: AsRef<str>,
 {
     let (status, reason) = parse_status(status)?;
-    let (mut headers, mut content_length) = parse_headers(headers, config.hop_by_hop)?;
+    let (mut headers, mut content_length) = parse_headers(headers, rules.hop_by_hop)?;
     let code = status.as_u16();
 
     if code == 204 {
         headers.remove(header::CONTENT_LENGTH);
         content_length = None;
     }
-    if let Some(server) = &config.server {
+    if let Some(server) = &rules.server {
         if !headers.contains_key(header::SERVER) {
             headers.insert(header::SERVER, server.clone());
         }
     }
 
-    let body_allowed = !facts.is_head && code != 204 && code != 304;
+    let body_allowed = headers::body_allowed(status, facts.is_head);
     let plan = if body_allowed {
         BodyPlan::Stream { content_length }
     } else {
@@ -98,7 +100,7 @@ where
     // The seed's connection rule: a body of unknown length ends the connection,
     // unless chunked keep-alive was chosen (HTTP/1.1 only: 1.0 has no chunking).
     if body_allowed && content_length.is_none() {
-        let close = match config.connection_policy {
+        let close = match rules.connection_policy {
             ConnectionPolicy::CloseWithoutLength => true,
             ConnectionPolicy::KeepAliveChunked => facts.version < Version::HTTP_11,
         };
@@ -138,9 +140,9 @@ pub(crate) fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhr
         Some(text) if Some(text) == code.canonical_reason() => None,
         Some(text) => {
             let bytes =
-                latin1_bytes(text).ok_or_else(|| invalid("reason phrase is not latin-1"))?;
+                latin1::encode(text).ok_or_else(|| invalid("reason phrase is not latin-1"))?;
             Some(
-                ReasonPhrase::try_from(bytes)
+                ReasonPhrase::try_from(bytes.into_owned())
                     .map_err(|_| invalid("reason phrase holds a control character"))?,
             )
         }
@@ -150,17 +152,6 @@ pub(crate) fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhr
     };
     Ok((code, reason))
 }
-
-/// The headers hyper must never receive from an application (PEP 3333).
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "trailer",
-];
 
 /// Validates the application's headers and extracts its `Content-Length`.
 pub(crate) fn parse_headers<K, V>(
@@ -183,7 +174,7 @@ where
                 format!("invalid header name {name:?}: not an HTTP token"),
             )
         })?;
-        if HOP_BY_HOP.contains(&header_name.as_str()) {
+        if headers::is_hop_by_hop(&header_name) {
             match hop_by_hop {
                 HopByHop::Reject => {
                     return Err(Error::new(
@@ -203,7 +194,7 @@ where
         let header_value = if value.is_ascii() {
             HeaderValue::from_str(value).ok()
         } else {
-            latin1_bytes(value).and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
+            latin1::encode(value).and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
         };
         let header_value = header_value.ok_or_else(|| {
             Error::new(
@@ -215,7 +206,7 @@ where
             )
         })?;
         if header_name == header::CONTENT_LENGTH {
-            let length = parse_content_length(value).ok_or_else(|| {
+            let length = headers::parse_content_length(value.as_bytes()).ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidContentLength,
                     format!("invalid Content-Length {value:?}"),
@@ -239,21 +230,6 @@ where
         map.append(header_name, header_value);
     }
     Ok((map, content_length))
-}
-
-fn parse_content_length(value: &str) -> Option<u64> {
-    let digits = value.trim_matches([' ', '\t']);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// One byte per char, or `None` if a char is past U+00FF.
-fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)).ok())
-        .collect()
 }
 
 /// The current time as an HTTP date, formatted at most once a second per thread.
@@ -290,7 +266,12 @@ mod tests {
         headers: &[(&str, &str)],
         facts: RequestFacts,
     ) -> Result<Prepared, Error> {
-        prepare(status, headers.iter().copied(), facts, &Config::default())
+        prepare(
+            status,
+            headers.iter().copied(),
+            facts,
+            &HeadRules::default(),
+        )
     }
 
     const GET11: RequestFacts = RequestFacts {
@@ -410,9 +391,9 @@ mod tests {
             close(&prep("200 OK", &[], facts(false, Version::HTTP_2)).unwrap()),
             None
         );
-        let chunked = Config {
+        let chunked = HeadRules {
             connection_policy: ConnectionPolicy::KeepAliveChunked,
-            ..Config::default()
+            ..HeadRules::default()
         };
         let p = prepare("200 OK", [("a", "b")], GET11, &chunked).unwrap();
         assert_eq!(close(&p), None);
@@ -474,9 +455,9 @@ mod tests {
             ["legacy/1"]
         );
         assert_eq!(p.headers.get_all(header::DATE).iter().count(), 1);
-        let none = Config {
+        let none = HeadRules {
             server: None,
-            ..Config::default()
+            ..HeadRules::default()
         };
         assert!(!prepare("200 OK", [("a", "b")], GET11, &none)
             .unwrap()

@@ -1,14 +1,23 @@
-//! The response side: the rules for the head, the exchange between the
-//! application thread and hyper, and the body and future hyper receives.
+//! The response side: the head rules, `start_response` and `write`, the
+//! responder state machine between the application thread and hyper, the
+//! crate's own answers, and the body and future hyper receives.
 
+mod answers;
 mod body;
-mod exchange;
 mod future;
-pub(crate) mod head;
+mod head;
+mod options;
+mod responder;
+mod start_response;
 mod trace;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub use options::{ConnectionPolicy, HopByHop};
+pub use start_response::{StartResponse, Writer};
 
-pub(crate) use exchange::{simple_response, Exchange, Failure, Sent, Source, Stop};
+pub(crate) use answers::simple_response;
+pub(crate) use head::RequestFacts;
+pub(crate) use options::{HeadRules, ResponseOptions, DEFAULT_SERVER};
+pub(crate) use responder::{ChunkFrom, Failure, Responder, Sent, Stop};
 pub(crate) use trace::RequestTrace;

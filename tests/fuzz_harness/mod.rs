@@ -12,7 +12,9 @@ use bytes::Bytes;
 use http::{header, Request, Response, Version};
 use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
-use tower_wsgi::{app_fn, Body, BoxError, Builder, Environ, HopByHop, ResponseBody, StartResponse};
+use tower_wsgi::{
+    app_fn, AppBody, BoxError, Builder, Environ, HopByHop, ResponseBody, StartResponse,
+};
 
 /// The scripted app panics on purpose and the crate catches those panics;
 /// libFuzzer's hook would abort on them. Panics anywhere else (a broken
@@ -157,8 +159,8 @@ fn check_response(
 pub fn status_and_headers(data: &[u8]) {
     static SERVICE: OnceLock<tower_wsgi::WsgiService<tower_wsgi::AppFn<AppFnType>>> =
         OnceLock::new();
-    type AppFnType = fn(Environ, StartResponse) -> Result<Body, BoxError>;
-    fn app(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    type AppFnType = fn(Environ, StartResponse) -> Result<AppBody, BoxError>;
+    fn app(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
         let input = environ
             .extensions()
             .get::<Bytes>()
@@ -177,7 +179,7 @@ pub fn status_and_headers(data: &[u8]) {
             })
             .collect();
         start_response.start(latin1(status), headers)?;
-        Ok(Body::from("body"))
+        Ok(AppBody::from("body"))
     }
     let service = SERVICE.get_or_init(|| {
         Builder::new()
@@ -313,7 +315,7 @@ fn run_script(
     script: &Script,
     start_response: &StartResponse,
     closes: &Arc<AtomicUsize>,
-) -> Result<Body, BoxError> {
+) -> Result<AppBody, BoxError> {
     if script.fault == Fault::PanicBeforeStart {
         panic!("scripted panic before start_response");
     }
@@ -377,7 +379,7 @@ fn run_script(
         });
     let closes = closes.clone();
     let fail_close = fault == Fault::ErrorInClose;
-    Ok(Body::from_results(items).on_close(move || {
+    Ok(AppBody::from_results(items).on_close(move || {
         closes.fetch_add(1, Ordering::SeqCst);
         if fail_close {
             return Err("scripted close failure".into());
@@ -395,10 +397,10 @@ struct Case {
 }
 
 type Service = tower_wsgi::WsgiService<
-    tower_wsgi::AppFn<fn(Environ, StartResponse) -> Result<Body, BoxError>>,
+    tower_wsgi::AppFn<fn(Environ, StartResponse) -> Result<AppBody, BoxError>>,
 >;
 
-fn scripted_app(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn scripted_app(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     let case = environ
         .extensions()
         .get::<Arc<Case>>()
@@ -484,7 +486,10 @@ impl Drop for CountOnDrop {
 
 type Violation = Arc<Mutex<Option<String>>>;
 
-fn environ_checker(mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+fn environ_checker(
+    mut environ: Environ,
+    start_response: StartResponse,
+) -> Result<AppBody, BoxError> {
     let mut problems = Vec::new();
     for (key, value) in environ.iter() {
         if key == "HTTP_CONTENT_TYPE" || key == "HTTP_CONTENT_LENGTH" {

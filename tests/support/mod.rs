@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tower_service::Service;
-use tower_wsgi::{Body, BoxError, Server};
+use tower_wsgi::server::Server;
+use tower_wsgi::{AppBody, BoxError};
 
 #[path = "../../examples/conformance.rs"]
 pub mod conformance;
@@ -326,7 +327,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn track(&self, body: Body) -> Body {
+    pub fn track(&self, body: AppBody) -> AppBody {
         self.started.fetch_add(1, Ordering::SeqCst);
         let closed = self.closed.clone();
         body.on_close(move || {

@@ -15,18 +15,18 @@ use std::io;
 /// writeln!(errors, "cache miss for {}", "/index").unwrap();
 /// ```
 #[derive(Default)]
-pub struct Errors {
+pub struct ErrorStream {
     pending: Vec<u8>,
 }
 
-impl Errors {
+impl ErrorStream {
     fn emit(line: &[u8]) {
         let text = String::from_utf8_lossy(line);
         tracing::warn!(target: "tower_wsgi::errors", "{}", text.trim_end_matches('\r'));
     }
 }
 
-impl io::Write for Errors {
+impl io::Write for ErrorStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut rest = buf;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
@@ -52,21 +52,21 @@ impl io::Write for Errors {
     }
 }
 
-impl fmt::Write for Errors {
+impl fmt::Write for ErrorStream {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         io::Write::write_all(self, s.as_bytes()).map_err(|_| fmt::Error)
     }
 }
 
-impl Drop for Errors {
+impl Drop for ErrorStream {
     fn drop(&mut self) {
         let _ = io::Write::flush(self);
     }
 }
 
-impl fmt::Debug for Errors {
+impl fmt::Debug for ErrorStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Errors")
+        f.debug_struct("ErrorStream")
             .field("pending", &self.pending.len())
             .finish()
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::responder::Responder;
 use crate::error::{BoxError, Error};
-use crate::response::Exchange;
 
 /// WSGI's `start_response`: sets the status and headers, returns [`Writer`].
 ///
@@ -23,7 +23,7 @@ use crate::response::Exchange;
 /// Cheap to clone: an application may call it lazily from its body iterator.
 #[derive(Clone)]
 pub struct StartResponse {
-    exchange: Arc<Exchange>,
+    responder: Arc<Responder>,
     map_head: Option<Arc<MapHead>>,
 }
 
@@ -31,9 +31,9 @@ pub struct StartResponse {
 type MapHead = dyn Fn(&mut String, &mut Vec<(String, String)>) + Send + Sync;
 
 impl StartResponse {
-    pub(crate) fn new(exchange: Arc<Exchange>) -> Self {
+    pub(crate) fn new(responder: Arc<Responder>) -> Self {
         Self {
-            exchange,
+            responder,
             map_head: None,
         }
     }
@@ -46,7 +46,7 @@ impl StartResponse {
     /// Python wrappers would. The result is checked as usual.
     ///
     /// ```
-    /// use tower_wsgi::{App, Body, BoxError, Environ, StartResponse};
+    /// use tower_wsgi::{App, AppBody, BoxError, Environ, StartResponse};
     ///
     /// // def add_frame_options(app):
     /// //     def middleware(environ, start_response):
@@ -58,16 +58,16 @@ impl StartResponse {
     /// struct AddFrameOptions<A>(A);
     ///
     /// impl<A: App> App for AddFrameOptions<A> {
-    ///     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    ///     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     ///         let start_response = start_response.map_head(|_status, headers| {
     ///             headers.push(("X-Frame-Options".into(), "DENY".into()));
     ///         });
     ///         self.0.call(environ, start_response)
     ///     }
     /// }
-    /// # fn app(_: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    /// # fn app(_: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     /// #     start_response.start("200 OK", [("Content-Length", "0")])?;
-    /// #     Ok(Body::empty())
+    /// #     Ok(AppBody::empty())
     /// # }
     /// # let _ = tower_wsgi::WsgiService::new(AddFrameOptions(app));
     /// ```
@@ -84,7 +84,7 @@ impl StartResponse {
             }),
         };
         Self {
-            exchange: self.exchange.clone(),
+            responder: self.responder.clone(),
             map_head: Some(map_head),
         }
     }
@@ -101,7 +101,7 @@ impl StartResponse {
         V: AsRef<str>,
     {
         match &self.map_head {
-            None => self.exchange.start(status, headers, exc_info)?,
+            None => self.responder.start(status, headers, exc_info)?,
             Some(map_head) => {
                 let mut status = status.to_owned();
                 let mut headers: Vec<(String, String)> = headers
@@ -109,11 +109,11 @@ impl StartResponse {
                     .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
                     .collect();
                 map_head(&mut status, &mut headers);
-                self.exchange.start(&status, headers, exc_info)?;
+                self.responder.start(&status, headers, exc_info)?;
             }
         }
         Ok(Writer {
-            exchange: self.exchange.clone(),
+            responder: self.responder.clone(),
         })
     }
 
@@ -174,7 +174,7 @@ impl fmt::Debug for StartResponse {
 /// It also implements [`io::Write`].
 #[derive(Clone)]
 pub struct Writer {
-    exchange: Arc<Exchange>,
+    responder: Arc<Responder>,
 }
 
 impl Writer {
@@ -182,7 +182,7 @@ impl Writer {
     ///
     /// Empty data sends nothing (the headers stay open to `exc_info`).
     pub fn write(&self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.exchange.write(data.into())
+        self.responder.write(data.into())
     }
 }
 

@@ -30,11 +30,11 @@ use crate::error::BoxError;
 /// configured limit is an [`io::ErrorKind::InvalidData`] error, and the
 /// response becomes 413 if the application gives up before its headers went out.
 pub struct Input {
-    source: Option<Source>,
+    source: Option<BodySource>,
     buffered: Bytes,
 }
 
-struct Source {
+struct BodySource {
     frames: Frames,
     runtime: Option<tokio::runtime::Handle>,
 }
@@ -43,7 +43,7 @@ struct Source {
 enum Frames {
     /// Straight from the request body, polled by whoever reads.
     Direct(Direct),
-    /// From a task on the runtime that reads ahead (see [`Source::next_data`]).
+    /// From a task on the runtime that reads ahead (see [`BodySource::next_data`]).
     Pumped {
         rx: mpsc::Receiver<io::Result<Bytes>>,
         /// Bytes still to come, when the body's length is known.
@@ -112,7 +112,7 @@ impl Input {
         B::Error: Into<BoxError>,
     {
         Self {
-            source: Some(Source {
+            source: Some(BodySource {
                 frames: Frames::Direct(Direct {
                     body: boxed_bytes_body(body),
                     received: 0,
@@ -166,7 +166,7 @@ impl Input {
     /// use http_body::Body as _;
     /// use std::io::BufRead;
     ///
-    /// let mut input = tower_wsgi::Input::from_bytes("first\nrest");
+    /// let mut input = tower_wsgi::environ::Input::from_bytes("first\nrest");
     /// assert_eq!(input.readline().unwrap(), b"first\n");
     /// let body = input.into_body();
     /// assert_eq!(body.size_hint().exact(), Some(4));
@@ -192,7 +192,7 @@ impl Input {
     }
 }
 
-impl Source {
+impl BodySource {
     /// The next data frame, for a blocking read on an application thread.
     ///
     /// A long body is read ahead by a task on the runtime, a few frames at
@@ -468,7 +468,11 @@ impl HttpBody for InputBody {
 
     fn is_end_stream(&self) -> bool {
         self.input.buffered.is_empty()
-            && self.input.source.as_ref().is_none_or(Source::is_end_stream)
+            && self
+                .input
+                .source
+                .as_ref()
+                .is_none_or(BodySource::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -514,7 +518,7 @@ impl Wake for ThreadWaker {
 }
 
 /// How long a blocked read watches for its wake-up before the thread parks.
-const SPIN: Duration = Duration::from_micros(50);
+const WAKE_SPIN: Duration = Duration::from_micros(50);
 
 /// Drives a future to completion on the current (application) thread.
 ///
@@ -537,7 +541,7 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         }
         let started = Instant::now();
         while !woken.woken.swap(false, Ordering::AcqRel) {
-            if started.elapsed() > SPIN {
+            if started.elapsed() > WAKE_SPIN {
                 thread::park();
                 woken.woken.store(false, Ordering::Release);
                 break;

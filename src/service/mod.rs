@@ -11,16 +11,22 @@ use tokio::sync::oneshot;
 use tower_service::Service;
 
 use crate::app::App;
-use crate::config::Config;
-use crate::dispatch;
-use crate::environ::{self, EnvironError};
+use crate::environ::{self, BodyFault, EnvironError, EnvironOptions, Input};
 use crate::error::BoxError;
-use crate::input::{BodyFault, Input};
-use crate::pool::Pool;
-use crate::response::head::RequestFacts;
+use crate::headers;
 use crate::response::{
-    simple_response, Exchange, Failure, RequestTrace, ResponseBody, ResponseFuture,
+    simple_response, Failure, RequestFacts, RequestTrace, Responder, ResponseBody, ResponseFuture,
+    ResponseOptions,
 };
+
+mod builder;
+mod driver;
+mod pool;
+
+pub use builder::Builder;
+pub use pool::ThreadPool;
+
+use builder::Options;
 
 /// A WSGI-shaped [`App`] as a tower [`Service`].
 ///
@@ -34,23 +40,45 @@ use crate::response::{
 /// [crate docs](crate) for an example.
 pub struct WsgiService<A> {
     app: Arc<A>,
-    config: Arc<Config>,
-    pool: Arc<Pool>,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a service shares besides the application.
+#[derive(Debug)]
+struct Shared {
+    environ: Arc<EnvironOptions>,
+    response: Arc<ResponseOptions>,
+    max_request_body: Option<u64>,
+    inline: bool,
+    pool: ThreadPool,
+    /// The warning for a nest without a mount point went out.
+    #[cfg(feature = "axum")]
+    warned_unmounted_nest: std::sync::atomic::AtomicBool,
 }
 
 impl<A: App> WsgiService<A> {
     /// Hosts `app` with the default options.
     pub fn new(app: A) -> Self {
-        Self::with_config(app, Config::default())
+        Self::with_options(app, &Options::default())
     }
 
-    pub(crate) fn with_config(app: A, mut config: Config) -> Self {
-        config.environ = Arc::new(config.environ_options());
-        let pool = Pool::new(config.max_threads, config.max_queue);
+    /// A [`Builder`], for options other than the defaults.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    fn with_options(app: A, options: &Options) -> Self {
         Self {
             app: Arc::new(app),
-            config: Arc::new(config),
-            pool: Arc::new(pool),
+            shared: Arc::new(Shared {
+                environ: Arc::new(options.environ()),
+                response: Arc::new(options.response()),
+                max_request_body: options.max_request_body,
+                inline: options.inline,
+                pool: options.pool(),
+                #[cfg(feature = "axum")]
+                warned_unmounted_nest: std::sync::atomic::AtomicBool::new(false),
+            }),
         }
     }
 
@@ -64,8 +92,7 @@ impl<A> Clone for WsgiService<A> {
     fn clone(&self) -> Self {
         Self {
             app: self.app.clone(),
-            config: self.config.clone(),
-            pool: self.pool.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -74,7 +101,7 @@ impl<A> fmt::Debug for WsgiService<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WsgiService")
             .field("app", &std::any::type_name::<A>())
-            .field("config", &self.config)
+            .field("options", &self.shared)
             .finish()
     }
 }
@@ -97,14 +124,30 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let config = &self.config;
+        let shared = &self.shared;
         let (parts, body) = req.into_parts();
-        let is_head = environ::is_head(&parts.method);
+        let facts = RequestFacts {
+            is_head: parts.method == http::Method::HEAD,
+            version: parts.version,
+        };
         let span = RequestTrace::span(&parts.method, &parts.uri);
         let trace = RequestTrace::new(span.clone());
+        let server = shared.response.head.server.as_ref();
+        #[cfg(feature = "axum")]
+        if crate::mount::nested_without_mount_point(&parts.extensions)
+            && !shared
+                .warned_unmounted_nest
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "nested in an axum router without tower_wsgi::mount::AxumMount: \
+                 SCRIPT_NAME is empty and PATH_INFO the path axum stripped; \
+                 wrap the service in AxumMount to describe the original URI"
+            );
+        }
 
         if let (Some(limit), Some(declared)) =
-            (config.max_request_body, declared_length(&parts.headers))
+            (shared.max_request_body, declared_length(&parts.headers))
         {
             if declared > limit {
                 span.in_scope(|| {
@@ -115,46 +158,48 @@ where
                     )
                 });
                 return ResponseFuture::ready(
-                    simple_response(StatusCode::PAYLOAD_TOO_LARGE, config, is_head),
+                    simple_response(StatusCode::PAYLOAD_TOO_LARGE, server, facts.is_head),
                     trace,
                 );
             }
         }
 
         // Inline, a request body would be read on the worker it waits for.
-        let inline = config.inline && body.is_end_stream();
+        let inline = shared.inline && body.is_end_stream();
         let body_fault = Arc::new(BodyFault::default());
         let input = if inline {
             Input::from_bytes(Bytes::new())
         } else {
-            Input::with_limit(body, config.max_request_body, body_fault.clone())
-        };
-        let facts = RequestFacts {
-            is_head,
-            version: parts.version,
+            Input::with_limit(body, shared.max_request_body, body_fault.clone())
         };
         let (reply, rx) = oneshot::channel();
-        let exchange = Arc::new(Exchange::new(reply, facts, config.clone(), body_fault));
+        let responder = Arc::new(Responder::new(
+            reply,
+            facts,
+            shared.response.clone(),
+            body_fault,
+        ));
         let request = Accepted {
             parts,
             input,
-            exchange,
+            environ: shared.environ.clone(),
+            responder,
         };
         if inline {
-            request.exchange.set_inline(true);
-            let exchange = request.exchange.clone();
+            request.responder.set_inline(true);
+            let responder = request.responder.clone();
             let blocked = span.in_scope(|| request.run(&*self.app));
             if let Some(blocked) = blocked {
                 let job_span = span.clone();
-                let job_exchange = exchange.clone();
-                let submitted = self.pool.submit(Box::new(move || {
+                let job_responder = responder.clone();
+                let submitted = shared.pool.submit(Box::new(move || {
                     let _entered = job_span.enter();
-                    dispatch::resume(blocked, &job_exchange);
+                    driver::resume(blocked, &job_responder);
                 }));
                 if let Err(refused) = submitted {
                     span.in_scope(|| {
                         tracing::error!(?refused, "application pool full: cannot go on with an inline response that waits for the client; aborting it");
-                        exchange.fail(Failure::Error("application pool full".into()));
+                        responder.fail(Failure::Error("application pool full".into()));
                     });
                 }
             }
@@ -164,7 +209,7 @@ where
         let job_span = span.clone();
         // The environ is built (and freed) on the application thread: less
         // work for the async worker, which serves every other connection too.
-        let submitted = self.pool.submit(Box::new(move || {
+        let submitted = shared.pool.submit(Box::new(move || {
             let _entered = job_span.enter();
             let _never_blocks = request.run(&*app);
         }));
@@ -173,7 +218,7 @@ where
             Err(refused) => {
                 span.in_scope(|| tracing::warn!(?refused, "application pool full; answering 503"));
                 let mut response =
-                    simple_response(StatusCode::SERVICE_UNAVAILABLE, config, is_head);
+                    simple_response(StatusCode::SERVICE_UNAVAILABLE, server, facts.is_head);
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -187,20 +232,21 @@ where
 struct Accepted {
     parts: http::request::Parts,
     input: Input,
-    exchange: Arc<Exchange>,
+    environ: Arc<EnvironOptions>,
+    responder: Arc<Responder>,
 }
 
 impl Accepted {
-    /// Builds the environ and runs the application (see [`dispatch::run`]).
-    fn run<A: App + ?Sized>(self, app: &A) -> Option<dispatch::Blocked> {
-        let config = self.exchange.config();
-        let is_head = environ::is_head(&self.parts.method);
-        match environ::build(self.parts, self.input, &config.environ) {
-            Ok(environ) => dispatch::run(app, environ, &self.exchange),
+    /// Builds the environ and runs the application (see [`driver::run`]).
+    fn run<A: App + ?Sized>(self, app: &A) -> Option<driver::Blocked> {
+        match environ::build(self.parts, self.input, &self.environ) {
+            Ok(environ) => driver::run(app, environ, &self.responder),
             Err(EnvironError::NotMounted) => {
-                tracing::debug!(script_name = %config.script_name, "path outside SCRIPT_NAME; answering 404");
-                self.exchange
-                    .answer(simple_response(StatusCode::NOT_FOUND, config, is_head));
+                tracing::debug!(script_name = %self.environ.script_name, "path outside SCRIPT_NAME; answering 404");
+                let server = self.responder.options().head.server.as_ref();
+                let is_head = self.responder.facts().is_head;
+                self.responder
+                    .answer(simple_response(StatusCode::NOT_FOUND, server, is_head));
                 None
             }
         }
@@ -208,11 +254,5 @@ impl Accepted {
 }
 
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    headers::parse_content_length(headers.get(header::CONTENT_LENGTH)?.as_bytes())
 }

@@ -1,122 +1,94 @@
-//! Options for [`WsgiService`](crate::WsgiService), set through [`Builder`].
-
-use std::fmt;
-use std::sync::Arc;
+//! [`Builder`]: a [`WsgiService`] with options other than the defaults.
 
 use http::HeaderValue;
 
+use super::pool::ThreadPool;
+use super::WsgiService;
 use crate::app::App;
 use crate::environ::EnvironOptions;
-use crate::service::WsgiService;
+use crate::latin1;
+use crate::response::{ConnectionPolicy, HeadRules, HopByHop, ResponseOptions, DEFAULT_SERVER};
 
-/// What happens to the connection after a response whose length the
-/// application did not declare (RULES.md 1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectionPolicy {
-    /// Werkzeug's rule (the default): on HTTP/1 the response carries
-    /// `Connection: close` and the connection closes after it.
-    #[default]
-    CloseWithoutLength,
-    /// gunicorn's rule: on HTTP/1.1 the body is chunked and the connection
-    /// stays open. HTTP/1.0 has no chunking, so it still closes there.
-    KeepAliveChunked,
-}
-
-/// What happens to a hop-by-hop header (`Connection`, `Keep-Alive`,
-/// `Proxy-Connection`, `Transfer-Encoding`, `Upgrade`, `TE`, `Trailer`) set by
-/// the application (RULES.md 4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HopByHop {
-    /// A fatal application error, as PEP 3333 says (the default): 500.
-    #[default]
-    Reject,
-    /// The header is dropped with a warning and the response goes on.
-    Drop,
-}
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) connection_policy: ConnectionPolicy,
-    pub(crate) server: Option<HeaderValue>,
-    pub(crate) server_software: String,
-    pub(crate) hop_by_hop: HopByHop,
-    pub(crate) passthrough_errors: bool,
-    pub(crate) keep_underscore_headers: bool,
+/// The options as set; what each part of the crate needs is derived from
+/// them once, when a service is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    connection_policy: ConnectionPolicy,
+    /// `SERVER_SOFTWARE`, and the `Server` header when `send_server` is set.
+    server_token: HeaderValue,
+    send_server: bool,
+    hop_by_hop: HopByHop,
+    passthrough_errors: bool,
+    keep_underscore_headers: bool,
     pub(crate) max_request_body: Option<u64>,
-    pub(crate) script_name: String,
-    pub(crate) url_scheme: &'static str,
-    /// The environ's share of the above, made once per service.
-    pub(crate) environ: Arc<EnvironOptions>,
-    pub(crate) max_threads: usize,
-    pub(crate) max_queue: usize,
-    pub(crate) response_buffer: usize,
+    /// Percent-decoded, one char per byte, no trailing `/`.
+    script_name: String,
+    https: bool,
+    max_threads: usize,
+    max_queue: usize,
+    /// Replaces a pool of the service's own, sized by the two above.
+    shared_pool: Option<ThreadPool>,
+    response_buffer: usize,
     pub(crate) inline: bool,
 }
 
-/// The default `Server` token: `tower-wsgi/VERSION`.
-const DEFAULT_SERVER: &str = concat!("tower-wsgi/", env!("CARGO_PKG_VERSION"));
-
-impl Default for Config {
+impl Default for Options {
     fn default() -> Self {
-        let mut config = Self {
+        Self {
             connection_policy: ConnectionPolicy::default(),
-            server: Some(HeaderValue::from_static(DEFAULT_SERVER)),
-            server_software: DEFAULT_SERVER.to_owned(),
+            server_token: HeaderValue::from_static(DEFAULT_SERVER),
+            send_server: true,
             hop_by_hop: HopByHop::default(),
             passthrough_errors: false,
             keep_underscore_headers: false,
             max_request_body: None,
             script_name: String::new(),
-            url_scheme: "http",
-            environ: Arc::default(),
+            https: false,
             max_threads: 64,
             max_queue: 256,
+            shared_pool: None,
             response_buffer: 4,
             inline: false,
-        };
-        config.environ = Arc::new(config.environ_options());
-        config
-    }
-}
-
-impl Config {
-    pub(crate) fn environ_options(&self) -> EnvironOptions {
-        EnvironOptions {
-            script_name: self.script_name.clone(),
-            https: self.url_scheme == "https",
-            server_software: self.server_software.clone(),
-            keep_underscore_headers: self.keep_underscore_headers,
         }
     }
 }
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("connection_policy", &self.connection_policy)
-            .field("server", &self.server)
-            .field("hop_by_hop", &self.hop_by_hop)
-            .field("passthrough_errors", &self.passthrough_errors)
-            .field("keep_underscore_headers", &self.keep_underscore_headers)
-            .field("max_request_body", &self.max_request_body)
-            .field("script_name", &self.script_name)
-            .field("url_scheme", &self.url_scheme)
-            .field("max_threads", &self.max_threads)
-            .field("max_queue", &self.max_queue)
-            .field("response_buffer", &self.response_buffer)
-            .field("inline", &self.inline)
-            .finish()
+impl Options {
+    pub(crate) fn environ(&self) -> EnvironOptions {
+        EnvironOptions {
+            script_name: self.script_name.clone(),
+            https: self.https,
+            server_software: latin1::decode(self.server_token.as_bytes()),
+            keep_underscore_headers: self.keep_underscore_headers,
+        }
+    }
+
+    pub(crate) fn response(&self) -> ResponseOptions {
+        ResponseOptions {
+            head: HeadRules {
+                connection_policy: self.connection_policy,
+                server: self.send_server.then(|| self.server_token.clone()),
+                hop_by_hop: self.hop_by_hop,
+            },
+            passthrough_errors: self.passthrough_errors,
+            response_buffer: self.response_buffer,
+        }
+    }
+
+    pub(crate) fn pool(&self) -> ThreadPool {
+        match &self.shared_pool {
+            Some(pool) => pool.clone(),
+            None => ThreadPool::new(self.max_threads, self.max_queue),
+        }
     }
 }
 
 /// Builds a [`WsgiService`] with options other than the defaults.
 ///
 /// ```
-/// use tower_wsgi::{Body, BoxError, Builder, ConnectionPolicy, Environ, StartResponse};
+/// use tower_wsgi::{AppBody, BoxError, Builder, ConnectionPolicy, Environ, StartResponse};
 ///
-/// fn app(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+/// fn app(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
 ///     Ok("hello".into())
 /// }
@@ -131,7 +103,7 @@ impl fmt::Debug for Config {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
-    config: Config,
+    options: Options,
 }
 
 impl Builder {
@@ -144,7 +116,7 @@ impl Builder {
     /// [`ConnectionPolicy::CloseWithoutLength`], Werkzeug's rule).
     #[must_use]
     pub fn connection_policy(mut self, policy: ConnectionPolicy) -> Self {
-        self.config.connection_policy = policy;
+        self.options.connection_policy = policy;
         self
     }
 
@@ -156,10 +128,10 @@ impl Builder {
     /// If the token holds characters a header value cannot (control characters).
     #[must_use]
     pub fn server_header(mut self, token: Option<&str>) -> Self {
-        self.config.server =
-            token.map(|t| HeaderValue::from_str(t).expect("invalid Server header token"));
+        self.options.send_server = token.is_some();
         if let Some(token) = token {
-            token.clone_into(&mut self.config.server_software);
+            self.options.server_token =
+                HeaderValue::from_str(token).expect("invalid Server header token");
         }
         self
     }
@@ -168,7 +140,7 @@ impl Builder {
     /// [`HopByHop::Reject`]).
     #[must_use]
     pub fn hop_by_hop(mut self, policy: HopByHop) -> Self {
-        self.config.hop_by_hop = policy;
+        self.options.hop_by_hop = policy;
         self
     }
 
@@ -182,7 +154,7 @@ impl Builder {
     /// production.
     #[must_use]
     pub fn passthrough_errors(mut self, enabled: bool) -> Self {
-        self.config.passthrough_errors = enabled;
+        self.options.passthrough_errors = enabled;
         self
     }
 
@@ -191,7 +163,7 @@ impl Builder {
     /// otherwise collide with `X-User` as `HTTP_X_USER`).
     #[must_use]
     pub fn keep_underscore_headers(mut self, keep: bool) -> Self {
-        self.config.keep_underscore_headers = keep;
+        self.options.keep_underscore_headers = keep;
         self
     }
 
@@ -202,7 +174,7 @@ impl Builder {
     /// fail, and the response is 413 unless the headers already went out.
     #[must_use]
     pub fn max_request_body(mut self, bytes: u64) -> Self {
-        self.config.max_request_body = Some(bytes);
+        self.options.max_request_body = Some(bytes);
         self
     }
 
@@ -215,9 +187,8 @@ impl Builder {
     /// gives `SCRIPT_NAME=/api/v1`, `PATH_INFO=/x`, and `/api/x` is a 404.
     #[must_use]
     pub fn script_name(mut self, prefix: &str) -> Self {
-        prefix
-            .trim_end_matches('/')
-            .clone_into(&mut self.config.script_name);
+        // Compared with the decoded path, so decoded the same way.
+        self.options.script_name = latin1::percent_decode(prefix.trim_end_matches('/'));
         self
     }
 
@@ -225,7 +196,7 @@ impl Builder {
     /// TLS ends in front of this service).
     #[must_use]
     pub fn https(mut self, https: bool) -> Self {
-        self.config.url_scheme = if https { "https" } else { "http" };
+        self.options.https = https;
         self
     }
 
@@ -237,7 +208,8 @@ impl Builder {
     #[must_use]
     pub fn max_threads(mut self, threads: usize) -> Self {
         assert!(threads > 0, "max_threads must be at least 1");
-        self.config.max_threads = threads;
+        self.options.max_threads = threads;
+        self.options.shared_pool = None;
         self
     }
 
@@ -245,7 +217,8 @@ impl Builder {
     /// requests are answered 503 with `Retry-After`.
     #[must_use]
     pub fn max_queue(mut self, requests: usize) -> Self {
-        self.config.max_queue = requests;
+        self.options.max_queue = requests;
+        self.options.shared_pool = None;
         self
     }
 
@@ -258,7 +231,7 @@ impl Builder {
     #[must_use]
     pub fn response_buffer(mut self, chunks: usize) -> Self {
         assert!(chunks > 0, "response_buffer must be at least 1");
-        self.config.response_buffer = chunks;
+        self.options.response_buffer = chunks;
         self
     }
 
@@ -279,9 +252,9 @@ impl Builder {
     ///   [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock).
     ///
     /// ```
-    /// use tower_wsgi::{Body, BoxError, Builder, Environ, StartResponse};
+    /// use tower_wsgi::{AppBody, BoxError, Builder, Environ, StartResponse};
     ///
-    /// fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    /// fn hello(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
     ///     start_response.start("200 OK", [("Content-Length", "5")])?;
     ///     Ok("hello".into())
     /// }
@@ -291,12 +264,23 @@ impl Builder {
     /// ```
     #[must_use]
     pub fn inline(mut self, inline: bool) -> Self {
-        self.config.inline = inline;
+        self.options.inline = inline;
+        self
+    }
+
+    /// Runs the applications on `pool`, shared with every other service
+    /// given the same pool, instead of a pool of the service's own
+    /// (replacing [`max_threads`](Builder::max_threads) and
+    /// [`max_queue`](Builder::max_queue); setting either afterwards goes
+    /// back to a pool of its own).
+    #[must_use]
+    pub fn thread_pool(mut self, pool: ThreadPool) -> Self {
+        self.options.shared_pool = Some(pool);
         self
     }
 
     /// The service, hosting `app` with these options.
     pub fn build<A: App>(&self, app: A) -> WsgiService<A> {
-        WsgiService::with_config(app, self.config.clone())
+        WsgiService::with_options(app, &self.options)
     }
 }

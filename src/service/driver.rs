@@ -1,5 +1,5 @@
 //! Runs an application on its thread and drives its body to the end:
-//! every chunk through the exchange, `close()` exactly once, every failure
+//! every chunk through the responder, `close()` exactly once, every failure
 //! reported (RULES.md 7 to 11).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -8,16 +8,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::app::App;
-use crate::body::Body;
+use crate::body::AppBody;
 use crate::environ::Environ;
 use crate::error;
-use crate::response::{Exchange, Failure, Sent, Source, Stop};
-use crate::start_response::StartResponse;
+use crate::response::{ChunkFrom, Failure, Responder, Sent, StartResponse, Stop};
 
 /// The rest of a response whose next chunk must wait for the client:
 /// inline dispatch hands it to a pool thread ([`resume`]).
 pub(crate) struct Blocked {
-    body: Body,
+    body: AppBody,
     chunk: Bytes,
 }
 
@@ -26,31 +25,31 @@ pub(crate) struct Blocked {
 pub(crate) fn run<A: App + ?Sized>(
     app: &A,
     environ: Environ,
-    exchange: &Arc<Exchange>,
+    responder: &Arc<Responder>,
 ) -> Option<Blocked> {
-    let start_response = StartResponse::new(exchange.clone());
+    let start_response = StartResponse::new(responder.clone());
     match catch_unwind(AssertUnwindSafe(|| app.call(environ, start_response))) {
-        Ok(Ok(body)) => drive(body, exchange),
+        Ok(Ok(body)) => drive(body, responder),
         Ok(Err(error)) => {
-            exchange.fail(Failure::Error(error));
+            responder.fail(Failure::Error(error));
             None
         }
         Err(panic) => {
-            exchange.fail(Failure::Panic(panic));
+            responder.fail(Failure::Panic(panic));
             None
         }
     }
 }
 
 /// Goes on with a blocked inline response, on a pool thread.
-pub(crate) fn resume(blocked: Blocked, exchange: &Exchange) {
-    exchange.set_inline(false);
+pub(crate) fn resume(blocked: Blocked, responder: &Responder) {
+    responder.set_inline(false);
     let Blocked { body, chunk } = blocked;
-    match exchange.resume(chunk) {
+    match responder.resume(chunk) {
         Ok(_) => {
-            let _never_blocks = drive(body, exchange);
+            let _never_blocks = drive(body, responder);
         }
-        Err(stop) => end(body, End::Stopped(stop), exchange),
+        Err(stop) => end(body, End::Stopped(stop), responder),
     }
 }
 
@@ -60,11 +59,11 @@ enum End {
     Failed(Failure),
 }
 
-fn drive(mut body: Body, exchange: &Exchange) -> Option<Blocked> {
+fn drive(mut body: AppBody, responder: &Responder) -> Option<Blocked> {
     let ended = loop {
         match catch_unwind(AssertUnwindSafe(|| body.next())) {
             Ok(None) => break End::Finished,
-            Ok(Some(Ok(chunk))) => match exchange.send(chunk, Source::Iterable) {
+            Ok(Some(Ok(chunk))) => match responder.send(chunk, ChunkFrom::Iterable) {
                 Ok(Sent::Accepted) => {}
                 // HEAD, 204, 304: the rest of the body would be thrown away.
                 Ok(Sent::Discarded) => break End::Finished,
@@ -75,12 +74,12 @@ fn drive(mut body: Body, exchange: &Exchange) -> Option<Blocked> {
             Err(panic) => break End::Failed(Failure::Panic(panic)),
         }
     };
-    end(body, ended, exchange);
+    end(body, ended, responder);
     None
 }
 
 /// Closes the body, then ends the response as `ended` says.
-fn end(mut body: Body, ended: End, exchange: &Exchange) {
+fn end(mut body: AppBody, ended: End, responder: &Responder) {
     // close() comes before the response ends, so a client that sees the end
     // of one response knows its body was closed.
     match catch_unwind(AssertUnwindSafe(|| body.close())) {
@@ -93,21 +92,21 @@ fn end(mut body: Body, ended: End, exchange: &Exchange) {
         }
     }
     let stop = match ended {
-        End::Finished => match exchange.finish() {
+        End::Finished => match responder.finish() {
             Ok(()) => return,
             Err(stop) => stop,
         },
         End::Stopped(stop) => stop,
-        End::Failed(failure) => return exchange.fail(failure),
+        End::Failed(failure) => return responder.fail(failure),
     };
     match stop {
         Stop::ClientGone => {
             tracing::info!("client disconnected before the response ended; body closed")
         }
         Stop::Surplus => {
-            let _ = exchange.finish();
+            let _ = responder.finish();
         }
         Stop::Closed | Stop::WouldBlock(_) => {}
-        Stop::App(error) => exchange.fail(Failure::Error(error.into())),
+        Stop::App(error) => responder.fail(Failure::Error(error.into())),
     }
 }

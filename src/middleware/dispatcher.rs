@@ -5,10 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::body::Body;
-use crate::environ::{latin1, Environ};
+use crate::body::AppBody;
+use crate::environ::{below_prefix, Environ};
 use crate::error::BoxError;
-use crate::start_response::StartResponse;
+use crate::latin1;
+use crate::response::StartResponse;
 
 /// Mounts legacy apps by path prefix, with a default app for the rest: an
 /// [`App`] itself, so dispatchers nest.
@@ -21,7 +22,8 @@ use crate::start_response::StartResponse;
 /// Everything else goes to the default app unchanged.
 ///
 /// ```
-/// use tower_wsgi::{app_fn, Dispatcher, WsgiService};
+/// use tower_wsgi::middleware::Dispatcher;
+/// use tower_wsgi::{app_fn, WsgiService};
 ///
 /// let show = |name: &'static str| {
 ///     app_fn(move |environ, start_response| {
@@ -69,8 +71,7 @@ impl Dispatcher {
             prefix.starts_with('/'),
             "a mount prefix starts with '/': {prefix:?}"
         );
-        let decoded: Vec<u8> = percent_encoding::percent_decode_str(prefix).collect();
-        let prefix = latin1(&decoded).trim_end_matches('/').to_owned();
+        let prefix = latin1::percent_decode(prefix.trim_end_matches('/'));
         assert!(
             !prefix.is_empty(),
             "the root is the default app's place, not a mount"
@@ -84,17 +85,18 @@ impl Dispatcher {
 
     fn route<'p>(&self, path_info: &'p str) -> Option<(&Arc<dyn App>, &'p str, &'p str)> {
         self.mounts.iter().find_map(|(prefix, app)| {
-            let rest = path_info.strip_prefix(prefix.as_str())?;
-            (rest.is_empty() || rest.starts_with('/')).then(|| {
-                let (script, rest) = path_info.split_at(prefix.len());
-                (app, script, rest)
-            })
+            let rest = below_prefix(path_info, prefix)?;
+            Some((app, &path_info[..prefix.len()], rest))
         })
     }
 }
 
 impl App for Dispatcher {
-    fn call(&self, mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+    fn call(
+        &self,
+        mut environ: Environ,
+        start_response: StartResponse,
+    ) -> Result<AppBody, BoxError> {
         let Some((app, script, rest)) = self.route(environ.path_info()) else {
             return self.default.call(environ, start_response);
         };
@@ -122,8 +124,8 @@ impl fmt::Debug for Dispatcher {
 mod tests {
     use super::*;
 
-    fn nothing(_: Environ, _: StartResponse) -> Result<Body, BoxError> {
-        Ok(Body::empty())
+    fn nothing(_: Environ, _: StartResponse) -> Result<AppBody, BoxError> {
+        Ok(AppBody::empty())
     }
 
     #[test]

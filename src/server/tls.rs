@@ -1,4 +1,4 @@
-//! TLS for [`Server`](crate::Server): rustls (ring provider) through
+//! TLS for [`Server`](super::Server): rustls (ring provider) through
 //! tokio-rustls, with ALPN offering `h2` and `http/1.1`.
 
 use std::fmt;
@@ -15,17 +15,18 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// A certificate chain and private key to serve TLS with, for
-/// [`Server::tls`](crate::Server::tls) and [`serve_tls`](crate::serve_tls).
+/// [`Server::tls`](super::Server::tls) and [`serve_tls`](super::serve_tls).
 ///
 /// Connections negotiate HTTP/2 or HTTP/1.1 by ALPN, and their requests get
-/// `wsgi.url_scheme` `https` (see [`Https`](crate::Https)).
+/// `wsgi.url_scheme` `https` (see [`Https`](crate::environ::Https)).
 /// The handshake runs in the connection's own task, within
 /// [`handshake_timeout`](TlsConfig::handshake_timeout).
 ///
 /// ```no_run
-/// use tower_wsgi::{Server, TlsConfig, WsgiService};
-/// # use tower_wsgi::{Body, BoxError, Environ, StartResponse};
-/// # fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+/// use tower_wsgi::server::{Server, TlsConfig};
+/// use tower_wsgi::WsgiService;
+/// # use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
+/// # fn hello(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 /// #     start_response.start("200 OK", [("Content-Length", "2")])?;
 /// #     Ok("hi".into())
 /// # }

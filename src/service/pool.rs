@@ -23,7 +23,7 @@ pub(crate) type Job = Box<dyn FnOnce() + Send>;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long an idle thread watches the queue before it sleeps.
-const SPIN: Duration = Duration::from_micros(50);
+const IDLE_SPIN: Duration = Duration::from_micros(50);
 
 /// How long queued jobs wait with none starting before the pool adds a thread.
 const GROW_AFTER: Duration = Duration::from_micros(500);
@@ -267,7 +267,7 @@ fn spin_for_work(shared: &Shared) -> bool {
         if shared.queued.load(Ordering::Acquire) > 0 {
             return true;
         }
-        if started.elapsed() > SPIN {
+        if started.elapsed() > IDLE_SPIN {
             return false;
         }
         // Yield rather than burn: on a busy machine the thread that will
@@ -335,6 +335,60 @@ impl fmt::Debug for Pool {
             .field("max_threads", &self.shared.max_threads)
             .field("max_queue", &self.shared.max_queue)
             .finish()
+    }
+}
+
+/// A pool of application threads that several services share.
+///
+/// Each [`WsgiService`](crate::WsgiService) has a pool of its own unless
+/// its [`Builder`](crate::Builder) is given one: services built with the
+/// same `ThreadPool` (the ported middleware's edge and the services behind
+/// it, or every legacy app of a router) then draw on one set of threads and
+/// one queue, so their limits hold for the whole process. Clones share the
+/// pool; its threads end once the last clone and every service using it
+/// are dropped.
+///
+/// ```
+/// use tower_wsgi::{AppBody, BoxError, Builder, Environ, StartResponse, ThreadPool};
+///
+/// fn app(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+///     start_response.start("200 OK", [("Content-Length", "2")])?;
+///     Ok("ok".into())
+/// }
+///
+/// let pool = ThreadPool::new(32, 128);
+/// let builder = Builder::new().thread_pool(pool.clone());
+/// let (first, second) = (builder.build(app), builder.build(app));
+/// # drop((first, second));
+/// ```
+#[derive(Clone)]
+pub struct ThreadPool {
+    pool: Arc<Pool>,
+}
+
+impl ThreadPool {
+    /// A pool of at most `max_threads` threads (a thread per core starts at
+    /// once, more only while queued work stops starting), with room for
+    /// `max_queue` waiting requests; past both, requests are answered 503.
+    ///
+    /// # Panics
+    ///
+    /// If `max_threads` is 0.
+    pub fn new(max_threads: usize, max_queue: usize) -> Self {
+        assert!(max_threads > 0, "a thread pool needs at least one thread");
+        Self {
+            pool: Arc::new(Pool::new(max_threads, max_queue)),
+        }
+    }
+
+    pub(crate) fn submit(&self, job: Job) -> Result<(), Refused> {
+        self.pool.submit(job)
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.pool.fmt(f)
     }
 }
 

@@ -1,9 +1,19 @@
 //! Serving a [`WsgiService`](crate::WsgiService) (or any stack around it)
-//! over TCP: hyper-util's auto builder (HTTP/1 and h2c, or TLS with the
-//! `tls` feature), a header read timeout, client addresses in the environ,
-//! and graceful shutdown.
+//! over TCP (feature `server`, on by default): hyper-util's auto builder
+//! (HTTP/1 and h2c, or TLS with the `tls` feature), a header read timeout,
+//! client addresses in the environ, and graceful shutdown.
+//!
+//! An application served from axum (`axum::serve`) or any other hyper
+//! server needs none of this: turn the feature off with
+//! `default-features = false`.
 
-use std::convert::Infallible;
+#[cfg(feature = "tls")]
+mod tls;
+
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls::TlsConfig;
+
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -31,16 +41,16 @@ use crate::service::WsgiService;
 /// In-flight requests finish before it returns (up to 30 seconds).
 ///
 /// ```no_run
-/// use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+/// use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
 ///
-/// fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+/// fn hello(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
 ///     Ok("Hello, World!".into())
 /// }
 ///
 /// #[tokio::main]
 /// async fn main() -> std::io::Result<()> {
-///     tower_wsgi::serve("127.0.0.1:8000", hello).await
+///     tower_wsgi::server::serve("127.0.0.1:8000", hello).await
 /// }
 /// ```
 pub async fn serve<A: App>(addr: impl ToSocketAddrs, app: A) -> io::Result<()> {
@@ -51,20 +61,20 @@ pub async fn serve<A: App>(addr: impl ToSocketAddrs, app: A) -> io::Result<()> {
 /// certificate chain and private key of two PEM files.
 ///
 /// HTTP/2 and HTTP/1.1 are offered by ALPN; `wsgi.url_scheme` is `https`.
-/// For more options, build a [`TlsConfig`](crate::TlsConfig) and use
+/// For more options, build a [`TlsConfig`] and use
 /// [`Server::tls`].
 ///
 /// ```no_run
-/// use tower_wsgi::{Body, BoxError, Environ, StartResponse};
+/// use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
 ///
-/// fn hello(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+/// fn hello(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
 ///     Ok(format!("Hello over {}", environ.url_scheme()).into())
 /// }
 ///
 /// #[tokio::main]
 /// async fn main() -> std::io::Result<()> {
-///     tower_wsgi::serve_tls("0.0.0.0:8443", hello, "cert.pem", "key.pem").await
+///     tower_wsgi::server::serve_tls("0.0.0.0:8443", hello, "cert.pem", "key.pem").await
 /// }
 /// ```
 #[cfg(feature = "tls")]
@@ -75,7 +85,7 @@ pub async fn serve_tls<A: App>(
     cert_chain_path: impl AsRef<std::path::Path>,
     key_path: impl AsRef<std::path::Path>,
 ) -> io::Result<()> {
-    let tls = crate::tls::TlsConfig::from_pem_files(cert_chain_path, key_path)?;
+    let tls = TlsConfig::from_pem_files(cert_chain_path, key_path)?;
     Server::bind(addr)
         .await?
         .tls(tls)
@@ -86,9 +96,10 @@ pub async fn serve_tls<A: App>(
 /// A TCP server for a tower service: the building block behind [`serve`].
 ///
 /// ```no_run
-/// use tower_wsgi::{Body, BoxError, Builder, Environ, Server, StartResponse};
+/// use tower_wsgi::server::Server;
+/// use tower_wsgi::{AppBody, BoxError, Builder, Environ, StartResponse};
 ///
-/// fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+/// fn hello(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
 ///     Ok("Hello, World!".into())
 /// }
@@ -105,7 +116,7 @@ pub struct Server {
     header_read_timeout: Duration,
     grace_period: Duration,
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsConfig>,
+    tls: Option<TlsConfig>,
 }
 
 impl Server {
@@ -150,7 +161,7 @@ impl Server {
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     #[must_use]
-    pub fn tls(mut self, config: crate::tls::TlsConfig) -> Self {
+    pub fn tls(mut self, config: TlsConfig) -> Self {
         self.tls = Some(config);
         self
     }
@@ -158,10 +169,8 @@ impl Server {
     /// Serves `service` until Ctrl-C or SIGTERM.
     pub async fn serve<S, B>(self, service: S) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
         S::Future: Send + 'static,
         B: http_body::Body + Send + 'static,
         B::Data: Send,
@@ -174,10 +183,8 @@ impl Server {
     /// lets in-flight requests finish (within the grace period) and returns.
     pub async fn serve_with_shutdown<S, B, F>(self, service: S, signal: F) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
         S::Future: Send + 'static,
         B: http_body::Body + Send + 'static,
         B::Data: Send,
@@ -279,10 +286,8 @@ async fn serve_connection<I, S, B>(
     watcher: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     B: http_body::Body + Send + 'static,
     B::Data: Send,

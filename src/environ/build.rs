@@ -1,0 +1,449 @@
+//! Building the environ of a request (rule 12): the variables are made
+//! when first asked for, from the request as received.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{header, request, HeaderMap, Method, Version};
+
+use super::keys::add_headers;
+use super::{
+    below_prefix, Environ, ErrorStream, Https, Input, LocalAddr, MountPoint, RemoteAddr, Text, Vars,
+};
+use crate::latin1;
+
+/// The service's options the environ is made with.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EnvironOptions {
+    /// Percent-decoded, one char per byte, no trailing `/`: compared with
+    /// the decoded path.
+    pub(crate) script_name: String,
+    pub(crate) https: bool,
+    pub(crate) server_software: String,
+    pub(crate) keep_underscore_headers: bool,
+}
+
+/// What the environ is made of: the request as received, and the options.
+pub(super) struct Received {
+    method: Method,
+    /// The URI the client sent (under a [`MountPoint`], the original one).
+    uri: http::Uri,
+    /// Length of the path's part a router mounted the service at.
+    mount_len: usize,
+    version: Version,
+    headers: HeaderMap,
+    remote: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    https: bool,
+    /// An HTTP/1 absolute-form target (`GET http://host/path`).
+    absolute_form: bool,
+    /// `HTTP_HOST` from the target's authority (HTTP/2, absolute-form).
+    authority: Option<String>,
+    options: Arc<EnvironOptions>,
+}
+
+impl Received {
+    pub(super) fn add_request_vars(&self, vars: &mut Vars) {
+        let mut set = |key: &'static str, value: Text| {
+            vars.insert(Cow::Borrowed(key), value);
+        };
+        let uri = &self.uri;
+        set("REQUEST_METHOD", method_text(&self.method));
+
+        let (mount, below_mount) = uri.path().split_at(self.mount_len);
+        let path = latin1::percent_decode(below_mount);
+        // `build` refused a path outside the configured script name.
+        let script_name = self.options.script_name.as_str();
+        let path_info = below_prefix(&path, script_name).unwrap_or(&path);
+        let script_name = if mount.is_empty() {
+            Cow::Owned(script_name.to_owned())
+        } else {
+            Cow::Owned(latin1::percent_decode(mount) + script_name)
+        };
+        set("SCRIPT_NAME", script_name);
+        set("PATH_INFO", Cow::Owned(path_info.to_owned()));
+        // Raw bytes past ASCII reach us as UTF-8 `str`s: back to one char per byte.
+        let query = match uri.query() {
+            None | Some("") => Cow::Borrowed(""),
+            Some(query) => Cow::Owned(latin1::decode(query.as_bytes())),
+        };
+        set("QUERY_STRING", query);
+
+        let raw_target = if self.absolute_form {
+            latin1::decode(uri.to_string().as_bytes())
+        } else {
+            latin1::decode(
+                uri.path_and_query()
+                    .map_or("/", |pq| pq.as_str())
+                    .as_bytes(),
+            )
+        };
+        set("REQUEST_URI", Cow::Owned(raw_target.clone()));
+        set("RAW_URI", Cow::Owned(raw_target));
+        set("SERVER_PROTOCOL", Cow::Borrowed(protocol(self.version)));
+        set(
+            "SERVER_SOFTWARE",
+            Cow::Owned(self.options.server_software.clone()),
+        );
+        let url_scheme = if self.https { "https" } else { "http" };
+        set("wsgi.url_scheme", Cow::Borrowed(url_scheme));
+
+        if let Some(addr) = self.remote {
+            set("REMOTE_ADDR", Cow::Owned(addr.ip().to_string()));
+            set("REMOTE_PORT", Cow::Owned(addr.port().to_string()));
+        }
+        let (server_name, server_port) = self.server_name_and_port(url_scheme);
+        set("SERVER_NAME", Cow::Owned(server_name));
+        set("SERVER_PORT", server_port);
+    }
+
+    pub(super) fn add_header_vars(&self, vars: &mut Vars) {
+        add_headers(vars, &self.headers, self.options.keep_underscore_headers);
+        if let Some(authority) = &self.authority {
+            vars.insert(Cow::Borrowed("HTTP_HOST"), Cow::Owned(authority.clone()));
+        }
+    }
+
+    fn server_name_and_port(&self, scheme: &str) -> (String, Text) {
+        if let Some(addr) = self.local {
+            return (addr.ip().to_string(), Cow::Owned(addr.port().to_string()));
+        }
+        let host = self
+            .authority
+            .as_deref()
+            .or_else(|| self.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+        let default_port = Cow::Borrowed(if scheme == "https" { "443" } else { "80" });
+        match host.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
+            Some(authority) => (
+                authority.host().to_owned(),
+                authority
+                    .port_u16()
+                    .map_or(default_port, |p| Cow::Owned(p.to_string())),
+            ),
+            None => ("localhost".to_owned(), default_port),
+        }
+    }
+}
+
+/// Why a request cannot be turned into an environ.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum EnvironError {
+    /// The path is not below the configured `SCRIPT_NAME`.
+    NotMounted,
+}
+
+/// Builds the environ of a request (rule 12), `wsgi.input` aside. Its
+/// variables are made when first asked for; only a path outside the
+/// configured script name is found out here.
+pub(crate) fn build(
+    mut parts: request::Parts,
+    input: Input,
+    options: &Arc<EnvironOptions>,
+) -> Result<Environ, EnvironError> {
+    let (uri, mount_len) = match parts.extensions.remove::<MountPoint>() {
+        Some(mount) => {
+            let len = mount.prefix_len();
+            (mount.original_uri().clone(), len)
+        }
+        None => (std::mem::take(&mut parts.uri), 0),
+    };
+    if !options.script_name.is_empty()
+        && below_prefix(
+            &latin1::percent_decode(&uri.path()[mount_len..]),
+            &options.script_name,
+        )
+        .is_none()
+    {
+        return Err(EnvironError::NotMounted);
+    }
+    let absolute_form = parts.version != Version::HTTP_2 && uri.scheme().is_some();
+    let authority = if absolute_form || parts.version == Version::HTTP_2 {
+        uri.authority().map(|a| a.as_str().to_owned())
+    } else {
+        None
+    };
+    let chunked = parts
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        });
+    let input_terminated = chunked
+        || (parts.version == Version::HTTP_2
+            && !parts.headers.contains_key(header::CONTENT_LENGTH));
+    let received = Received {
+        method: parts.method,
+        mount_len,
+        version: parts.version,
+        remote: parts.extensions.get::<RemoteAddr>().map(|remote| remote.0),
+        local: parts.extensions.get::<LocalAddr>().map(|local| local.0),
+        https: options.https || parts.extensions.get::<Https>().is_some(),
+        absolute_form,
+        authority,
+        headers: parts.headers,
+        uri,
+        options: options.clone(),
+    };
+    Ok(Environ {
+        vars: OnceCell::new(),
+        header_vars: OnceCell::new(),
+        received: Some(received),
+        input,
+        errors: ErrorStream::default(),
+        input_terminated,
+        extensions: parts.extensions,
+    })
+}
+
+fn method_text(method: &Method) -> Text {
+    let known = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => return Cow::Owned(method.as_str().to_owned()),
+    };
+    Cow::Borrowed(known)
+}
+
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+
+    fn options() -> EnvironOptions {
+        EnvironOptions {
+            script_name: String::new(),
+            https: false,
+            server_software: "tower-wsgi".to_owned(),
+            keep_underscore_headers: false,
+        }
+    }
+
+    fn environ_of(req: Request<()>, options: &EnvironOptions) -> Result<Environ, EnvironError> {
+        let (parts, ()) = req.into_parts();
+        build(parts, Input::default(), &Arc::new(options.clone()))
+    }
+
+    #[test]
+    fn header_variables_made_on_first_use_behave_like_the_rest() {
+        let request = || {
+            Request::get("/")
+                .header("host", "example.com")
+                .header("x-b", "2")
+                .header("x-b", "3")
+                .header("content-type", "text/plain")
+                .body(())
+                .unwrap()
+        };
+        // Written before anything was read.
+        let mut env = environ_of(request(), &options()).unwrap();
+        assert_eq!(env.insert("HTTP_X_A", "1"), None);
+        assert_eq!(env.remove("HTTP_HOST").as_deref(), Some("example.com"));
+        assert_eq!(env.get("HTTP_X_A"), Some("1"));
+        assert_eq!(env.get("HTTP_HOST"), None);
+        assert_eq!(env.get("HTTP_X_B"), Some("2,3"));
+
+        // Read first, then written; the other keys are untouched.
+        let mut env = environ_of(request(), &options()).unwrap();
+        assert_eq!(env.header("X-B"), Some("2,3"));
+        assert_eq!(env.insert("HTTP_X_B", "4").as_deref(), Some("2,3"));
+        assert_eq!(env.insert("PATH_INFO", "/moved").as_deref(), Some("/"));
+        assert_eq!(env.get("HTTP_X_B"), Some("4"));
+        assert_eq!(env.content_type(), Some("text/plain"));
+
+        // One sorted sequence, header variables and the rest merged.
+        let keys: Vec<&str> = env.iter().map(|(k, _)| k).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), env.len());
+        for key in [
+            "CONTENT_TYPE",
+            "HTTP_HOST",
+            "HTTP_X_B",
+            "PATH_INFO",
+            "wsgi.url_scheme",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn path_info_is_percent_decoded_bytes_as_latin1() {
+        let req = Request::get("/caf%C3%A9/%FF%2Fx?q=%20a").body(()).unwrap();
+        let env = environ_of(req, &options()).unwrap();
+        assert_eq!(env.path_info(), "/caf\u{c3}\u{a9}/\u{ff}/x");
+        assert_eq!(env.query_string(), "q=%20a");
+        assert_eq!(env.get("REQUEST_URI"), Some("/caf%C3%A9/%FF%2Fx?q=%20a"));
+    }
+
+    #[test]
+    fn raw_non_ascii_target_bytes_are_one_char_each() {
+        let uri =
+            http::Uri::from_maybe_shared(bytes::Bytes::from_static(b"/caf\xc3\xa9?q=\xc3\xa9"))
+                .expect("http accepts raw non-ASCII target bytes, as hyper does");
+        let env = environ_of(Request::get(uri).body(()).unwrap(), &options()).unwrap();
+        assert_eq!(env.path_info(), "/caf\u{c3}\u{a9}");
+        assert_eq!(env.query_string(), "q=\u{c3}\u{a9}");
+        assert_eq!(
+            env.get("REQUEST_URI"),
+            Some("/caf\u{c3}\u{a9}?q=\u{c3}\u{a9}")
+        );
+    }
+
+    #[test]
+    fn repeated_headers_join_with_comma_and_cookies_with_semicolon() {
+        let req = Request::get("/")
+            .header("X-Dup", "1")
+            .header("X-Dup", "2")
+            .header("Cookie", "a=1")
+            .header("Cookie", "b=2")
+            .header("Content-Type", "text/plain")
+            .header("Content-Length", "0")
+            .body(())
+            .unwrap();
+        let env = environ_of(req, &options()).unwrap();
+        assert_eq!(env.get("HTTP_X_DUP"), Some("1,2"));
+        assert_eq!(env.get("HTTP_COOKIE"), Some("a=1; b=2"));
+        assert_eq!(env.content_type(), Some("text/plain"));
+        assert_eq!(env.get("CONTENT_LENGTH"), Some("0"));
+        assert!(!env.contains_key("HTTP_CONTENT_TYPE"));
+        assert_eq!(env.header("x-dup"), Some("1,2"));
+    }
+
+    #[test]
+    fn underscore_headers_are_dropped_unless_kept() {
+        let req = || {
+            Request::get("/")
+                .header("X_Under", "u")
+                .header("X-Under", "d")
+                .body(())
+                .unwrap()
+        };
+        let env = environ_of(req(), &options()).unwrap();
+        assert_eq!(env.get("HTTP_X_UNDER"), Some("d"));
+        let keep = EnvironOptions {
+            keep_underscore_headers: true,
+            ..options()
+        };
+        let merged = environ_of(req(), &keep).unwrap();
+        assert_eq!(merged.get("HTTP_X_UNDER").map(str::len), Some(3));
+    }
+
+    #[test]
+    fn absolute_form_target_sets_http_host() {
+        let req = Request::get("http://other.example:9/env?x=1")
+            .header("Host", "ignored")
+            .body(())
+            .unwrap();
+        let env = environ_of(req, &options()).unwrap();
+        assert_eq!(env.get("HTTP_HOST"), Some("other.example:9"));
+        assert_eq!(
+            env.get("REQUEST_URI"),
+            Some("http://other.example:9/env?x=1")
+        );
+        assert_eq!(env.path_info(), "/env");
+        assert_eq!(env.get("SERVER_NAME"), Some("other.example"));
+        assert_eq!(env.get("SERVER_PORT"), Some("9"));
+    }
+
+    #[test]
+    fn script_name_splits_the_path() {
+        let mounted = EnvironOptions {
+            script_name: "/app".to_owned(),
+            ..options()
+        };
+        let cases = [
+            ("/app", "", true),
+            ("/app/", "/", true),
+            ("/app/x/y", "/x/y", true),
+            ("/appx", "", false),
+        ];
+        for (path, path_info, inside) in cases {
+            let env = environ_of(Request::get(path).body(()).unwrap(), &mounted);
+            match env {
+                Ok(env) => {
+                    assert!(inside, "{path}");
+                    assert_eq!(env.script_name(), "/app");
+                    assert_eq!(env.path_info(), path_info);
+                }
+                Err(e) => {
+                    assert!(!inside, "{path}");
+                    assert_eq!(e, EnvironError::NotMounted);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_requests_are_input_terminated() {
+        let req = Request::post("/")
+            .header("Transfer-Encoding", "gzip, Chunked")
+            .body(())
+            .unwrap();
+        assert!(environ_of(req, &options()).unwrap().input_terminated());
+        let req = Request::post("/")
+            .header("Content-Length", "3")
+            .body(())
+            .unwrap();
+        assert!(!environ_of(req, &options()).unwrap().input_terminated());
+    }
+
+    #[test]
+    fn remote_and_local_addresses_come_from_extensions() {
+        let mut req = Request::get("/")
+            .version(Version::HTTP_10)
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(RemoteAddr("10.1.2.3:4567".parse().unwrap()));
+        req.extensions_mut()
+            .insert(LocalAddr("127.0.0.1:8000".parse().unwrap()));
+        let env = environ_of(req, &options()).unwrap();
+        assert_eq!(env.remote_addr(), Some("10.1.2.3"));
+        assert_eq!(env.get("REMOTE_PORT"), Some("4567"));
+        assert_eq!(env.get("SERVER_NAME"), Some("127.0.0.1"));
+        assert_eq!(env.get("SERVER_PORT"), Some("8000"));
+        assert_eq!(env.server_protocol(), "HTTP/1.0");
+    }
+
+    #[test]
+    fn the_https_extension_makes_the_scheme_and_default_port_https() {
+        let mut req = Request::get("/")
+            .header("Host", "example.test")
+            .body(())
+            .unwrap();
+        req.extensions_mut().insert(Https);
+        let env = environ_of(req, &options()).unwrap();
+        assert_eq!(env.url_scheme(), "https");
+        assert_eq!(env.get("SERVER_PORT"), Some("443"));
+        let plain = Request::get("/")
+            .header("Host", "example.test")
+            .body(())
+            .unwrap();
+        let env = environ_of(plain, &options()).unwrap();
+        assert_eq!(
+            (env.url_scheme(), env.get("SERVER_PORT")),
+            ("http", Some("80"))
+        );
+    }
+}
