@@ -5,7 +5,7 @@
 //! fallback (at the root, `SCRIPT_NAME` empty).
 //!
 //! ```text
-//! cargo run --example axum_mount [ADDR]      # ADDR defaults to 127.0.0.1:8000
+//! cargo run --features axum --example axum_mount [ADDR]   # ADDR defaults to 127.0.0.1:8000
 //! curl http://127.0.0.1:8000/health          # ported: an axum handler
 //! curl http://127.0.0.1:8000/users/7         # ported, with a path parameter
 //! curl http://127.0.0.1:8000/legacy/hello    # legacy, SCRIPT_NAME=/legacy

@@ -3,7 +3,7 @@
 //! timeout, all from tower and tower-http.
 //!
 //! ```text
-//! cargo run --example tower_stack [ADDR]     # ADDR defaults to 127.0.0.1:8000
+//! cargo run --features axum --example tower_stack [ADDR]  # ADDR defaults to 127.0.0.1:8000
 //! curl --compressed -i http://127.0.0.1:8000/stream   # gzip when asked for
 //! curl -i --data-binary @big.file http://127.0.0.1:8000/upload  # 413 over 1 MiB
 //! curl -i http://127.0.0.1:8000/slow                  # 504 after 2 seconds

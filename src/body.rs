@@ -31,10 +31,10 @@ pub trait Iterable: Send + 'static {
 /// ([`AppBody::from_chunks`]), from an iterator of results ([`AppBody::from_results`]),
 /// or from your own [`Iterable`]. [`AppBody::on_close`] attaches a close hook.
 ///
-/// A `AppBody` is closed exactly once: by [`AppBody::close`], or when it is dropped.
+/// An `AppBody` is closed exactly once: by [`AppBody::close`], or when it is dropped.
 ///
 /// ```
-/// use tower_wsgi::Body;
+/// use tower_wsgi::AppBody;
 ///
 /// let body = AppBody::from_chunks(["hello, ", "world"]).on_close(|| {
 ///     println!("released");

@@ -1,18 +1,20 @@
 //! Serve WSGI-shaped legacy applications as a [`tower`] `Service` over hyper.
 //!
 //! Code ported from Python keeps its WSGI shape: an [`Environ`], a
-//! [`StartResponse`] that returns a [`Writer`], and an iterable [`AppBody`] with
-//! `close()`. [`WsgiService`] runs it on a bounded thread pool and applies
-//! Werkzeug's `run_wsgi` response rules to the hyper response, correctly
-//! where Werkzeug and hyper each get them wrong: exact `Content-Length`
-//! framing, no body bytes for HEAD, 204 and 304, no 1xx final statuses, no
-//! header injection, truncation the client can see, `close()` exactly once.
+//! [`StartResponse`] that returns a [`Writer`], and an iterable [`AppBody`]
+//! with `close()`. [`WsgiService`] runs it on a bounded thread pool and
+//! applies Werkzeug's `run_wsgi` response rules to the hyper response,
+//! correctly where Werkzeug and hyper each get them wrong: exact
+//! `Content-Length` framing, no body bytes for HEAD, 204 and 304, no 1xx
+//! final statuses, no header injection, truncation the client can see,
+//! `close()` exactly once.
 //!
 //! [`tower`]: https://docs.rs/tower
 //!
 //! # Example
 //!
-//! ```no_run
+#![cfg_attr(feature = "server", doc = "```no_run")]
+#![cfg_attr(not(feature = "server"), doc = "```ignore")]
 //! use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
 //!
 //! // def hello(environ, start_response):
@@ -47,29 +49,52 @@
 //! let request = http::Request::get("/").body(Empty::<bytes::Bytes>::new()).unwrap();
 //! let response = WsgiService::new(stream).oneshot(request).await.unwrap();
 //! assert_eq!(response.status(), 200);
-//! assert_eq!(response.headers()["connection"], "close"); // no Content-Length: the seed's rule
+//! assert_eq!(response.headers()["connection"], "close"); // no Content-Length: rule 1
 //! let body = response.into_body().collect().await.unwrap().to_bytes();
 //! assert_eq!(body, "written, then iterated");
 //! # }
 //! ```
 //!
+//! # Modules
+//!
+//! The WSGI core is at the root: [`App`], [`AppBody`], [`Environ`],
+//! [`StartResponse`], [`Writer`], and [`WsgiService`] with its [`Builder`].
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`environ`] | the environ's parts: `wsgi.input` ([`environ::Input`]), `wsgi.errors` ([`environ::ErrorStream`]), and the request extensions it reads ([`environ::RemoteAddr`], [`environ::LocalAddr`], [`environ::Https`], [`environ::MountPoint`]) |
+//! | [`middleware`] | ported WSGI middleware: [`middleware::Middleware`] and [`middleware::Next`], [`middleware::MiddlewareLayer`] in front of tower services, [`middleware::Dispatcher`], [`middleware::ProxyFix`] |
+//! | `server` | feature `server`: the crate's own hyper server, with TLS under `tls` |
+//! | `mount` | feature `axum`: mounting under axum's `nest_service` |
+//! | [`test_client`] | `werkzeug.test.Client`: requests through every rule, no socket |
+//! | [`porting_guide`] | WSGI idioms beside their port |
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `server` | yes | `server::Server` and `server::serve`: hyper-util's auto builder, HTTP/1 and h2c, graceful shutdown. Not needed when axum or another server serves the service. |
+//! | `axum` | no | `mount::AxumMount`: `SCRIPT_NAME`/`PATH_INFO` under axum 0.8's `nest_service`, `REMOTE_ADDR` from `ConnectInfo` |
+//! | `tls` | no | `server::TlsConfig`, `Server::tls`, `server::serve_tls` (rustls, ring provider); implies `server` |
+//!
+//! No feature changes what an environ holds: mounting under axum is
+//! explicit (`mount::AxumMount`).
+//!
+//! The minimum supported Rust version is 1.82.
+//!
 //! # axum
 //!
-//! With the cargo feature `axum`, [`WsgiService`] mounts under axum 0.8's
-//! `Router::route_service`, `nest_service` and `fallback_service` (also in
-//! nested routers), so a legacy app can be ported one route at a time.
-//! Under a nest, `SCRIPT_NAME` is the mount point and `PATH_INFO` the rest,
-//! taken from the URI the client sent (axum's `OriginalUri`) and the nest
-//! pattern (`NestedPath`): `/app` gives `PATH_INFO` `""`, `/app/` gives `/`,
-//! `/app//x` gives `//x`, and `/api/{version}` takes the version into
-//! `SCRIPT_NAME`. `REMOTE_ADDR` and `REMOTE_PORT` come from
-//! `ConnectInfo<SocketAddr>` when [`RemoteAddr`] is absent
-//! (`into_make_service_with_connect_info::<SocketAddr>()`).
-//! `examples/axum_mount.rs` shows the whole migration shape.
+//! [`WsgiService`] mounts under axum 0.8's `Router::route_service`,
+//! `nest_service` and `fallback_service` (also in nested routers), so a
+//! legacy app can be ported one route at a time. Wrapped in
+//! `mount::AxumMount` (feature `axum`), a nested service sees `SCRIPT_NAME`
+//! as the mount point and `PATH_INFO` as the rest, taken from the URI the
+//! client sent, and `REMOTE_ADDR` from `ConnectInfo<SocketAddr>`.
 //!
 #![cfg_attr(feature = "axum", doc = "```")]
 #![cfg_attr(not(feature = "axum"), doc = "```ignore")]
 //! use axum::{routing::get, Router};
+//! use tower_wsgi::mount::AxumMount;
 //! use tower_wsgi::{AppBody, BoxError, Environ, StartResponse, WsgiService};
 //!
 //! fn legacy(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
@@ -77,11 +102,12 @@
 //!     Ok(format!("{} + {}", environ.script_name(), environ.path_info()).into())
 //! }
 //!
-//! let legacy = WsgiService::new(legacy);
+//! let legacy = AxumMount::new(WsgiService::new(legacy));
 //! let app: Router = Router::new()
 //!     .route("/health", get(|| async { "ok" })) // already ported
 //!     .nest_service("/legacy", legacy.clone()) // SCRIPT_NAME=/legacy
 //!     .fallback_service(legacy); // everything else, SCRIPT_NAME empty
+//! # drop(app);
 //! ```
 //!
 //! # tower middleware
@@ -90,48 +116,87 @@
 //! stack on it: `TraceLayer`, `CompressionLayer` (streamed bodies without
 //! `Content-Length` compress too), `RequestBodyLimitLayer`, `TimeoutLayer`
 //! (on timeout the application's next `write` fails and its body is
-//! closed), `ConcurrencyLimit` and `LoadShed`. `examples/tower_stack.rs`
-//! shows such a stack.
+//! closed), `ConcurrencyLimit` and `LoadShed`.
+//!
+//! The other way round, a ported WSGI middleware goes in front of a whole
+//! router with `MiddlewareLayer::new(m).layer(router)`: it then runs before
+//! routing (so a middleware that rewrites `PATH_INFO` re-routes), and the
+//! rules are applied once, at that edge. `router.layer(...)` would instead
+//! build one edge per route and method, after routing.
 //!
 //! # The rules
 //!
-//! Every rule of the project's rule book holds on HTTP/1.0, 1.1 and 2:
+//! Every rule holds on HTTP/1.0, 1.1 and 2. Tests are named after them
+//! (`rule6_...`).
 //!
-//! - **Connection.** Without `Content-Length` (and not HEAD, 204 or 304) an
-//!   HTTP/1 response carries `Connection: close`, as Werkzeug does;
-//!   [`ConnectionPolicy::KeepAliveChunked`] keeps HTTP/1.1 connections open
-//!   with chunked framing instead.
-//! - **Server and Date** are added when the application set none.
-//! - **Status.** `"NNN reason"` or `"NNN"`; the application's reason phrase goes
-//!   out on HTTP/1. An invalid or 1xx status is a 500, cause logged.
-//! - **Headers** must be tokens with values free of CR, LF and NUL; hop-by-hop
-//!   headers are an application error ([`HopByHop`]).
-//! - **HEAD, 204, 304** never send body bytes; the body is closed unread.
-//! - **Content-Length is enforced**: never a byte past it (the connection then
-//!   ends), and a short body aborts the response so the client sees it.
-//! - **Headers go out late**, with the first non-empty chunk, so `exc_info`
-//!   can still replace them.
-//! - **Errors** before the headers are a 500 with `Content-Length`; after, the
-//!   response is aborted (an unterminated chunked body, or a reset).
+//! **The response**
 //!
-//! # Middleware
+//! 1. **Connection.** Without `Content-Length` (and not HEAD, 1xx, 204 or
+//!    304) an HTTP/1 response carries `Connection: close` and the connection
+//!    closes after it, as Werkzeug does;
+//!    [`ConnectionPolicy::KeepAliveChunked`] keeps HTTP/1.1 connections open
+//!    with chunked framing instead. HTTP/2 never gets a `Connection` header.
+//! 2. **Server and Date** are added when the application set none, never
+//!    doubled; the `Server` token is configurable ([`Builder::server_header`]).
+//! 3. **Status.** `"NNN reason"` or `"NNN"`; the application's reason phrase
+//!    goes out on HTTP/1. An unparsable, out-of-range or 1xx status is a 500,
+//!    the cause logged.
+//! 4. **Headers** must be tokens with values free of CR, LF and NUL; a bad
+//!    header is a 500 naming it in the log. Hop-by-hop headers from the
+//!    application are an error by default ([`HopByHop`]).
+//! 5. **HEAD, 204, 304** never send body bytes. HEAD keeps the app's
+//!    `Content-Length`, 204 never carries one, 304 may. The body is still
+//!    closed.
+//! 6. **Content-Length is enforced**: never a byte past it (the surplus is
+//!    cut, logged, and the connection ends), and a short body aborts the
+//!    response so the client sees it. An unparsable or contradictory value is
+//!    a 500 before anything is sent.
+//! 7. **Headers go out late**, with the first non-empty chunk (from `write` or
+//!    the iterable) or the end of the body, so `exc_info` can still replace
+//!    them.
+//! 8. **start_response.** A second call without `exc_info` is an application
+//!    error; with `exc_info` it replaces the head before the headers went out,
+//!    and raises the error again after. [`Writer`] exists only once
+//!    `start_response` was called.
+//! 9. **Errors and panics** before the headers are a 500 with a short body
+//!    and a `Content-Length`, the cause logged; after, the response is
+//!    aborted (an unterminated chunked body, or a reset stream).
+//!    [`Builder::passthrough_errors`] surfaces them to the caller instead.
+//! 10. **close() exactly once** for every body an application returned, on
+//!     every path; a failing `close()` is logged and spoils nothing already
+//!     sent.
+//! 11. **Client gone.** When hyper drops the response, the application's
+//!     next `write` fails, iteration stops, `close()` runs, and its thread
+//!     returns to the pool.
 //!
-//! WSGI middleware is an app that calls another app, and ports as one: an
-//! [`App`] generic over the app it wraps, changing the environ, wrapping
-//! `start_response` ([`StartResponse::map_head`]) or the body.
-//! [`Dispatcher`] mounts several apps by path prefix, as Werkzeug's
-//! `DispatcherMiddleware` does. A [`Middleware`] receives the app it wraps
-//! as [`Next`], and [`MiddlewareLayer`] puts it in front of any tower
-//! service, an axum `Router` included: the environ it passes on becomes the
-//! inner request, the inner response comes back through `start_response`,
-//! and the rules are applied once, at the edge.
+//! **The environ**
+//!
+//! 12. PEP 3333's keys plus Werkzeug's extras (`REQUEST_URI`, `RAW_URI`,
+//!     `REMOTE_PORT`): `PATH_INFO` percent-decoded with one char per byte,
+//!     `QUERY_STRING` raw, `SERVER_PROTOCOL` the request's own version,
+//!     repeated headers joined with `,` (`Cookie` with `; `), header names
+//!     with `_` dropped unless [`Builder::keep_underscore_headers`].
+//! 13. **wsgi.input** streams the request body with backpressure, ends at the
+//!     body's end, turns a broken body into an I/O error, and answers 413 past
+//!     [`Builder::max_request_body`]. `100 Continue` goes out on the first
+//!     read, once, and never when the application does not read.
+//! 14. An unread request body is never parsed as the next request.
+//! 15. **Mounted** under a prefix ([`Builder::script_name`], a
+//!     [`environ::MountPoint`] from a router), `SCRIPT_NAME` is the prefix and
+//!     `PATH_INFO` the rest.
+//!
+//! **Running applications**
+//!
+//! 16. Applications run off the async workers on a bounded pool with bounded
+//!     buffers both ways: a slow client never grows memory, and a flood gets
+//!     back-pressure or a 503, not an unbounded queue. [`Builder::inline`]
+//!     serves applications that never block at bare-hyper speed.
 //!
 //! # Differences from Werkzeug
 //!
-//! The crate ports Werkzeug 1.0.1's `run_wsgi`, and a differential test
-//! (`tests/conformance.rs`) holds it to Werkzeug's answers request for request.
-//! Where Werkzeug puts wrong bytes on the wire, or the project's rule book
-//! decides otherwise, the crate deliberately differs:
+//! The crate ports Werkzeug 1.0.1's `run_wsgi`, and a differential test holds
+//! it to Werkzeug's answers request for request. Where Werkzeug puts wrong
+//! bytes on the wire, the crate deliberately differs:
 //!
 //! | case | Werkzeug 1.0.1 sends | tower-wsgi sends |
 //! |---|---|---|
@@ -158,10 +223,10 @@
 //!
 //! # Behind a proxy
 //!
-//! [`ProxyFix`] wraps an application like Werkzeug's `ProxyFix`: the client's
-//! address, scheme, host and prefix come from `X-Forwarded-*` and `Forwarded`
-//! headers, each believed for a configured number of proxy hops and ignored
-//! by default. See the [`proxy_fix`] module.
+//! [`middleware::ProxyFix`] wraps an application like Werkzeug's `ProxyFix`:
+//! the client's address, scheme, host and prefix come from `X-Forwarded-*`
+//! and `Forwarded` headers, each believed for a configured number of proxy
+//! hops and ignored by default.
 //!
 //! # Testing
 //!
@@ -171,20 +236,21 @@
 //!
 //! # HTTP/2 and TLS
 //!
-//! [`Server`] speaks HTTP/1 and HTTP/2 on the same port (h2c with prior
-//! knowledge), and the rules above hold on both. With the `tls` feature
-//! (rustls, ring provider), `Server::tls` with a `TlsConfig`, or
-//! `serve_tls` with two PEM files, serves TLS only, HTTP/2 or HTTP/1.1
-//! chosen by ALPN; requests that came over TLS carry the [`Https`] extension
-//! and see `wsgi.url_scheme` `https`.
+//! The crate's `server::Server` (feature `server`) speaks HTTP/1 and HTTP/2
+//! on the same port (h2c with prior knowledge), and the rules hold on both.
+//! With the `tls` feature (rustls, ring provider), `Server::tls` with a
+//! `TlsConfig`, or `serve_tls` with two PEM files, serves TLS only, HTTP/2 or
+//! HTTP/1.1 chosen by ALPN; requests that came over TLS carry the
+//! [`environ::Https`] extension and see `wsgi.url_scheme` `https`.
 //!
 //! # Dispatch
 //!
 //! Applications run on a bounded pool of threads, since legacy code blocks:
 //! a thread per core starts at once, more only when queued requests stop
 //! starting (every thread blocked), up to [`Builder::max_threads`]; a full
-//! pool and queue answer 503. [`Builder::inline`] runs applications that
-//! never block on the async worker instead, with no hand-off.
+//! pool and queue answer 503. Services built with the same [`ThreadPool`]
+//! share one. [`Builder::inline`] runs applications that never block on the
+//! async worker instead, with no hand-off.
 //!
 //! # Observability
 //!
@@ -221,7 +287,11 @@ pub mod middleware;
 pub mod mount;
 /// The porting guide: WSGI idioms side by side with their tower-wsgi port.
 ///
-#[doc = include_str!("../docs/porting.md")]
+/// Its examples use every feature; built without them, only this line shows.
+#[cfg_attr(
+    all(feature = "server", feature = "axum"),
+    doc = include_str!("../docs/porting.md")
+)]
 pub mod porting_guide {}
 mod response;
 #[cfg(feature = "server")]

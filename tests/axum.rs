@@ -2,7 +2,7 @@
 //! inside a nested router), served by `axum::serve` with `ConnectInfo`, on
 //! real connections: the environ the application sees and the response rules
 //! the client sees.
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "server", feature = "axum"))]
 #![deny(warnings)]
 
 mod support;

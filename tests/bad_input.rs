@@ -1,6 +1,7 @@
 //! Bad input from clients, answered: a clear status, a log line naming the
 //! cause, and nothing that can reach the app as a request it did not send.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

@@ -7,6 +7,7 @@
 //! `$TOWER_WSGI_ORACLE_PYTHON`. Without it the test is skipped locally and
 //! fails under `CI=true`.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

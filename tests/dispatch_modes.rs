@@ -1,6 +1,7 @@
 //! Blocking and inline dispatch (RULES.md 16): where the application runs,
 //! and that an inline application can never stall an async worker.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! Legacy in front of legacy: an app wrapping an app (the WSGI middleware
 //! idiom), and `Dispatcher` mounting apps by path prefix, over real connections.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

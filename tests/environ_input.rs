@@ -1,6 +1,7 @@
 //! RULES.md 12 to 14 on the wire: the environ, wsgi.input, Expect:
 //! 100-continue, and unread request bodies.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 
@@ -141,6 +142,22 @@ fn rule15_configured_script_name() {
     }
     assert_eq!(server.get("/appx").status, 404);
     assert_eq!(server.get("/").status, 404);
+}
+
+#[test]
+fn rule15_non_ascii_script_name_matches_the_decoded_path() {
+    // The prefix is compared with the percent-decoded path, one char per
+    // byte: given raw or percent-encoded, it names the same mount.
+    for prefix in ["/caf\u{e9}", "/caf%C3%A9"] {
+        let server = environ_server(Builder::new().script_name(prefix));
+        let env = one(&server, "GET /caf%C3%A9/menu HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(
+            (env["SCRIPT_NAME"].as_str(), env["PATH_INFO"].as_str()),
+            (Some("/caf\u{c3}\u{a9}"), Some("/menu")),
+            "{prefix}"
+        );
+        assert_eq!(server.get("/cafe/menu").status, 404, "{prefix}");
+    }
 }
 
 // ----- Rule 13: wsgi.input -----

@@ -2,6 +2,7 @@
 //! point, the client reads slowly. For each: what the client sees, close()
 //! exactly once, the app thread back within a bound, the server still serving.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

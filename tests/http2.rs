@@ -2,6 +2,7 @@
 //! hyper's HTTP/2 client, a raw frame reader where the frames themselves
 //! matter, and curl when it speaks HTTP/2.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

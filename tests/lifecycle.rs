@@ -1,6 +1,7 @@
 //! RULES.md 7 to 11 on the wire: late headers, start_response, errors and
 //! panics, close() exactly once, and the client going away.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

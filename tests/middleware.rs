@@ -2,6 +2,7 @@
 //! receives is exactly what the middleware passed, and what the client
 //! receives is exactly what the inner service answered, rules applied once.
 #![deny(warnings)]
+#![cfg(all(feature = "server", feature = "axum"))]
 
 mod support;
 

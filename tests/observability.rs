@@ -1,6 +1,7 @@
 //! The `tracing` record of each request: one span with method, target,
 //! status, bytes sent and duration; an event for how the response ended.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! `ProxyFix` on real connections: what the application sees when clients and
 //! proxies send `X-Forwarded-*` and `Forwarded`, including spoofing attempts.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

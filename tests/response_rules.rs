@@ -1,5 +1,6 @@
 //! RULES.md 1 to 6 on the wire: raw HTTP/1 clients against a real hyper server.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! `Server`: graceful shutdown lets in-flight requests finish, closes their
 //! bodies, and refuses new connections; client addresses reach the environ.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! In-process tests through `tower::ServiceExt::oneshot`: what the service
 //! returns, without a socket.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

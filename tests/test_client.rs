@@ -1,6 +1,7 @@
 //! The in-process `TestClient`: the full rule engine without a socket, in
 //! async and blocking tests, and the same answers a real connection gets.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! `WsgiService` inside `tower::ServiceBuilder` stacks of tower-http and tower
 //! middleware, served by the crate's own hyper server, on real connections.
 #![deny(warnings)]
+#![cfg(all(feature = "server", feature = "axum"))]
 
 mod support;
 

@@ -171,9 +171,17 @@ impl Environ {
         self.get("CONTENT_TYPE")
     }
 
-    /// `CONTENT_LENGTH` as a number, if present and valid.
+    /// `CONTENT_LENGTH` as a number, if present and valid (digits only).
+    ///
+    /// ```
+    /// let mut environ = tower_wsgi::Environ::default();
+    /// environ.insert("CONTENT_LENGTH", "+5");
+    /// assert_eq!(environ.content_length(), None);
+    /// environ.insert("CONTENT_LENGTH", " 5 ");
+    /// assert_eq!(environ.content_length(), Some(5));
+    /// ```
     pub fn content_length(&self) -> Option<u64> {
-        self.get("CONTENT_LENGTH")?.trim().parse().ok()
+        crate::headers::parse_content_length(self.get("CONTENT_LENGTH")?.as_bytes())
     }
 
     /// `SERVER_PROTOCOL`: `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`.

@@ -1,6 +1,6 @@
 //! Runs an application on its thread and drives its body to the end:
 //! every chunk through the responder, `close()` exactly once, every failure
-//! reported (RULES.md 7 to 11).
+//! reported (rules 7 to 11).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;

@@ -49,18 +49,18 @@ use crate::response::StartResponse;
 /// # Differences from Werkzeug
 ///
 /// - Every count defaults to 0 (Werkzeug trusts one `X-Forwarded-For` and
-///  one `X-Forwarded-Proto` hop by default): nothing is believed unless asked.
+///   one `X-Forwarded-Proto` hop by default): nothing is believed unless asked.
 /// - Values are checked: an address must be an IP address (with an optional
-///  port, IPv6 in brackets), a scheme `http` or `https`, a host a host name
-///  or IP literal with an optional port, a port digits up to 65535, a prefix
-///  an absolute path. A value that fails is ignored with a log line naming
-///  the header and the value; the request goes on.
+///   port, IPv6 in brackets), a scheme `http` or `https`, a host a host name
+///   or IP literal with an optional port, a port digits up to 65535, a prefix
+///   an absolute path. A value that fails is ignored with a log line naming
+///   the header and the value; the request goes on.
 /// - `REMOTE_PORT` follows the forwarded address: its port when it has one,
-///  otherwise removed (the proxy's port next to the client's address would
-///  be wrong).
+///   otherwise removed (the proxy's port next to the client's address would
+///   be wrong).
 /// - IPv6 hosts (`[::1]:8080`) are split at the right colon.
 /// - Empty list elements (`a,,b`) are skipped, as RFC 9110 asks, so they do
-///  not count as hops.
+///   not count as hops.
 ///
 /// The original values are kept in a [`ProxyFixOrig`] extension
 /// (Werkzeug's `werkzeug.proxy_fix.orig`); the headers stay in the environ.
@@ -69,27 +69,27 @@ use crate::response::StartResponse;
 ///
 /// ```
 /// use tower_wsgi::test_client::TestClient;
-/// use tower_wsgi::middleware::{ProxyFix, ProxyFixOrig};
 /// use tower_wsgi::app_fn;
+/// use tower_wsgi::middleware::{ProxyFix, ProxyFixOrig};
 ///
 /// let app = app_fn(|environ, start_response| {
-///    let before = environ.extensions().get::<ProxyFixOrig>().and_then(|o| o.remote_addr.clone());
-///    let body = format!(
-///        "{} {} (was {})",
-///        environ.remote_addr().unwrap_or("-"),
-///        environ.url_scheme(),
-///        before.as_deref().unwrap_or("-"),
-///    );
-///    start_response.start("200 OK", [("Content-Type", "text/plain")])?;
-///    Ok(body.into())
+///     let before = environ.extensions().get::<ProxyFixOrig>().and_then(|o| o.remote_addr.clone());
+///     let body = format!(
+///         "{} {} (was {})",
+///         environ.remote_addr().unwrap_or("-"),
+///         environ.url_scheme(),
+///         before.as_deref().unwrap_or("-"),
+///     );
+///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+///     Ok(body.into())
 /// });
 /// // One proxy in front, which appends to X-Forwarded-For and sets X-Forwarded-Proto.
 /// let client = TestClient::new(ProxyFix::new(app).x_for(1).x_proto(1));
 /// let response = client
-///    .get("/")
-///    .header("X-Forwarded-For", "6.6.6.6, 203.0.113.7") // the client made up 6.6.6.6
-///    .header("X-Forwarded-Proto", "https")
-///    .send_blocking();
+///     .get("/")
+///     .header("X-Forwarded-For", "6.6.6.6, 203.0.113.7") // the client made up 6.6.6.6
+///     .header("X-Forwarded-Proto", "https")
+///     .send_blocking();
 /// assert_eq!(response.text(), "203.0.113.7 https (was 127.0.0.1)");
 /// ```
 ///
