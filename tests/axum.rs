@@ -303,3 +303,19 @@ fn server_and_date_appear_once_through_every_mount() {
         assert_eq!(resp.all("date").len(), 1, "{target}: {:?}", resp.headers);
     }
 }
+
+#[test]
+fn without_axum_mount_a_nested_service_sees_the_stripped_path_and_a_warning() {
+    support::capture_logs();
+    let bare = WsgiService::new(echo_app());
+    let router = Router::new().nest_service("/bare", bare);
+    let server = AxumServer::start(router);
+    let mut conn = Conn::open(server.addr);
+    let env: Value =
+        serde_json::from_slice(&request(&mut conn, "GET", "/bare/x?q=1").body).unwrap();
+    // Exactly what axum handed over: no feature turns this into a mount.
+    assert_eq!(env["SCRIPT_NAME"], "");
+    assert_eq!(env["PATH_INFO"], "/x");
+    assert!(env.get("REMOTE_ADDR").is_none_or(Value::is_null));
+    assert!(support::log_line_with(&["without tower_wsgi::mount::AxumMount"]).is_some());
+}

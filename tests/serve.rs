@@ -98,3 +98,18 @@ fn header_read_timeout_drops_clients_that_never_finish_their_headers() {
     stop_tx.send(()).unwrap();
     serving.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_service_that_can_fail_is_served_too() {
+    // LoadShed's error is a BoxError, not Infallible: the server takes any
+    // error a hyper connection can report.
+    let service = tower::ServiceBuilder::new()
+        .load_shed()
+        .service(WsgiService::new(app_fn(|_environ, start_response| {
+            start_response.start("200 OK", [("Content-Length", "2")])?;
+            Ok("ok".into())
+        })));
+    let server = support::serve(service);
+    let resp = server.get("/");
+    assert_eq!((resp.status, resp.body.as_slice()), (200, &b"ok"[..]));
+}

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Empty, Full};
 use tower::ServiceExt;
-use tower_wsgi::{app_fn, AppBody, Builder, ResponseBody, ResponseFuture, WsgiService};
+use tower_wsgi::{app_fn, AppBody, Builder, ResponseBody, ResponseFuture, ThreadPool, WsgiService};
 
 fn get(target: &str) -> Request<Empty<Bytes>> {
     Request::get(target).body(Empty::new()).unwrap()
@@ -110,6 +110,48 @@ async fn a_full_pool_answers_503_with_retry_after() {
     release_tx.send(()).unwrap();
     assert_eq!(busy.await.unwrap().unwrap().status(), 200);
     assert_eq!(queued.await.unwrap().unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn services_built_with_one_thread_pool_share_its_threads_and_queue() {
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Arc::new(Mutex::new(release_rx));
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let started_tx = Arc::new(Mutex::new(started_tx));
+    let blocking = app_fn(move |_environ, start_response| {
+        let _ = started_tx.lock().unwrap().send(());
+        release_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(5))?;
+        start_response.start("200 OK", [("Content-Length", "2")])?;
+        Ok("ok".into())
+    });
+    let quick = app_fn(|_environ, start_response| {
+        start_response.start("200 OK", [("Content-Length", "2")])?;
+        Ok("ok".into())
+    });
+    let pool = ThreadPool::new(1, 0);
+    let builder = Builder::new().thread_pool(pool);
+    let (first, second) = (builder.build(blocking), builder.build(quick));
+    let busy = tokio::spawn(first.oneshot(get("/busy")));
+    tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+        .await
+        .unwrap();
+    // The one thread is the first service's: the second service has none.
+    let refused = second.clone().oneshot(get("/refused")).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    release_tx.send(()).unwrap();
+    assert_eq!(busy.await.unwrap().unwrap().status(), 200);
+    // A pool of its own would have served it at once.
+    let own = Builder::new()
+        .max_threads(1)
+        .max_queue(0)
+        .build(app_fn(|_e, start_response| {
+            start_response.start("200 OK", [("Content-Length", "0")])?;
+            Ok(AppBody::empty())
+        }));
+    assert_eq!(own.oneshot(get("/own")).await.unwrap().status(), 200);
 }
 
 #[tokio::test]
