@@ -64,8 +64,7 @@ impl MountPoint {
     pub fn new(original: Uri, prefix_len: usize) -> Option<Self> {
         let path = original.path();
         let prefix = path.get(..prefix_len)?;
-        let rest = &path[prefix_len..];
-        let at_boundary = rest.is_empty() || rest.starts_with('/');
+        let at_boundary = super::below_prefix(path, prefix).is_some();
         (at_boundary && !prefix.ends_with('/')).then_some(Self {
             original,
             prefix_len,

@@ -216,6 +216,11 @@ impl<A> ProxyFix<A> {
         &self.app
     }
 
+    /// The wrapped application, mutably.
+    pub fn get_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
     /// The wrapped application, unwrapped.
     pub fn into_inner(self) -> A {
         self.app
