@@ -232,6 +232,7 @@ mod serve;
 mod service;
 mod start_response;
 pub mod test_client;
+pub mod util;
 #[cfg(feature = "tls")]
 mod tls;
 
