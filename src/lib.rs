@@ -232,9 +232,9 @@ mod serve;
 mod service;
 mod start_response;
 pub mod test_client;
-pub mod util;
 #[cfg(feature = "tls")]
 mod tls;
+pub mod util;
 
 pub use app::{app_fn, App, AppFn};
 pub use body::{Body, Iterable};

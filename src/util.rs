@@ -272,8 +272,7 @@ pub fn parse_cookie(header: &str) -> Vec<(String, String)> {
     let mut pairs = Vec::new();
     let mut i = 0;
     while i < n {
-        let Some((key, value, end)) = (i..bytes.len()).find_map(|p| cookie_match(&bytes, p))
-        else {
+        let Some((key, value, end)) = (i..bytes.len()).find_map(|p| cookie_match(&bytes, p)) else {
             break;
         };
         i = end;
@@ -503,7 +502,9 @@ impl Validators {
                 return Precondition::Failed;
             }
         } else if let Some(since) = environ.get("HTTP_IF_UNMODIFIED_SINCE") {
-            if let (Ok(since), Some(modified)) = (httpdate::parse_http_date(since.trim()), last_modified) {
+            if let (Ok(since), Some(modified)) =
+                (httpdate::parse_http_date(since.trim()), last_modified)
+            {
                 if modified > since {
                     return Precondition::Failed;
                 }

@@ -124,7 +124,9 @@ fn wsgiref_cases() -> Vec<Value> {
                "PATH_INFO": "/..", "SCRIPT_NAME": "/a", "HTTPS": "ON"}),
     ];
     let mut lcg = Lcg(11);
-    let path = ["/", "/", "a", "b", ".", "..", "%", " ", "\u{e9}", "~", ";", "="];
+    let path = [
+        "/", "/", "a", "b", ".", "..", "%", " ", "\u{e9}", "~", ";", "=",
+    ];
     for _ in 0..400 {
         let scheme = ["http", "https"][lcg.next(2)];
         let port = ["80", "443", "8000"][lcg.next(3)];
