@@ -259,7 +259,61 @@ macro_rules! single_chunk_from {
     )*};
 }
 
-single_chunk_from!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
+single_chunk_from!(Bytes, String, &'static str, &'static [u8]);
+
+/// What a `Vec` converts to a [`Body`] from: bytes (`Vec<u8>` is one
+/// chunk) or chunks (`vec!["a", "b"]` is two, like Python's
+/// `return [b"a", b"b"]`).
+///
+/// ```
+/// use tower_wsgi::Body;
+///
+/// let one: Body = b"abc".to_vec().into();
+/// assert_eq!(one.content_length(), Some(3));
+/// let two: Body = vec!["Hello, ", "world"].into();
+/// assert_eq!(two.map(|c| c.unwrap()).collect::<Vec<_>>(), ["Hello, ", "world"]);
+/// ```
+///
+/// Other element types need [`Body::from_chunks`] (for chunks made by an
+/// iterator) or a conversion of their own:
+///
+/// ```compile_fail,E0277
+/// let body: tower_wsgi::Body = vec![1_u32, 2].into();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a `Vec<{Self}>` does not convert to a `Body`",
+    label = "`Body::from` takes a `Vec` of bytes or of chunks",
+    note = "a `Vec` of `Bytes`, `String`, `Vec<u8>`, `&'static str` or `&'static [u8]` is a body of those chunks; `Vec<u8>` is one chunk",
+    note = "for any other iterator of chunks use `Body::from_chunks(iter)`, or `Body::from_results(iter)` for fallible ones"
+)]
+pub trait VecInto: Sized {
+    /// The body made of `vec`.
+    fn vec_into_body(vec: Vec<Self>) -> Body;
+}
+
+impl VecInto for u8 {
+    fn vec_into_body(vec: Vec<u8>) -> Body {
+        Body::from(Bytes::from(vec))
+    }
+}
+
+macro_rules! chunks_vec_into {
+    ($($ty:ty),*) => {$(
+        impl VecInto for $ty {
+            fn vec_into_body(vec: Vec<Self>) -> Body {
+                Body::from_chunks(vec)
+            }
+        }
+    )*};
+}
+
+chunks_vec_into!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
+
+impl<T: VecInto> From<Vec<T>> for Body {
+    fn from(vec: Vec<T>) -> Self {
+        T::vec_into_body(vec)
+    }
+}
 
 /// Reads a [`Read`] in blocks; see [`Body::from_reader`].
 struct Reader<R> {

@@ -236,8 +236,8 @@ pub mod test_client;
 mod tls;
 pub mod util;
 
-pub use app::{app_fn, App, AppFn};
-pub use body::{Body, Iterable};
+pub use app::{app_fn, App, AppFn, BoxApp};
+pub use body::{Body, Iterable, VecInto};
 pub use config::{Builder, ConnectionPolicy, HopByHop};
 pub use dispatcher::Dispatcher;
 pub use environ::{Environ, Https, Iter, LocalAddr, RemoteAddr};
@@ -255,7 +255,7 @@ pub use response::{ResponseBody, ResponseFuture};
 pub use serve::serve_tls;
 pub use serve::{serve, Server};
 pub use service::WsgiService;
-pub use start_response::{StartResponse, Writer};
+pub use start_response::{Header, StartResponse, Writer};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsConfig;
