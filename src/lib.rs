@@ -226,6 +226,9 @@ mod pool;
 ///
 #[doc = include_str!("../docs/porting.md")]
 pub mod porting_guide {}
+#[cfg(feature = "multipart")]
+#[cfg_attr(docsrs, doc(cfg(feature = "multipart")))]
+pub mod multipart;
 pub mod proxy_fix;
 mod response;
 mod serve;
