@@ -149,7 +149,7 @@ fn errors_handles_write_to_the_request_log_without_borrowing_the_environ() {
         start_response.start("200 OK", [("Content-Type", "text/plain")])?;
         // A handle kept in the body: its partial line ends at the request's end.
         Ok(Body::from_chunks(["ok"]).on_close(move || {
-            write!(errors, "closed {}", "/late")?;
+            write!(errors, "closed /late")?;
             Ok(())
         }))
     }));
