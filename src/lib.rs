@@ -167,7 +167,17 @@
 //!
 //! [`test_client::TestClient`] calls a service in-process, like
 //! `werkzeug.test.Client`: every rule applies, no socket is opened, and it
-//! works in `#[tokio::test]`s and plain `#[test]`s alike.
+//! works in `#[tokio::test]`s and plain `#[test]`s alike. It builds form
+//! and multipart bodies, keeps cookies and can follow redirects.
+//!
+//! # Porting toolbox
+//!
+//! [`util`] has the `wsgiref.util` functions, Werkzeug's cookie parsing
+//! and conditional requests; [`Environ::copy_with_buffered_input`] is
+//! `environ.copy()` for sub-requests; [`Body::from_file`] is
+//! `wsgi.file_wrapper`; with the `multipart` feature, `tower_wsgi::multipart` reads
+//! uploads from `wsgi.input` as `cgi.FieldStorage` does. The
+//! [porting guide](porting_guide) shows each beside its Python original.
 //!
 //! # HTTP/2 and TLS
 //!

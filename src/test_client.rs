@@ -9,6 +9,12 @@
 //! Only hyper's own framing is missing: the `Transfer-Encoding: chunked` it
 //! adds on HTTP/1.1 and the status line itself.
 //!
+//! Like Werkzeug's client it keeps a cookie jar (`Set-Cookie` stored and
+//! sent back, by domain, path and expiry), builds form and multipart
+//! bodies ([`TestRequest::form`], [`TestRequest::multipart`] with
+//! [`FormData`]), and follows redirects when asked
+//! ([`TestClient::follow_redirects`]).
+//!
 //! [`TestClient::new`] hosts an application with the default options;
 //! [`TestClient::from_service`] takes a service from a
 //! [`Builder`](crate::Builder), or any tower service stacked around one.
