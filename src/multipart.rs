@@ -57,7 +57,7 @@ use http::HeaderMap;
 use crate::environ::Environ;
 use crate::input::block_on;
 
-pub use multer::Error;
+pub use multer::{Constraints, Error, SizeLimit};
 
 /// The parts of a `multipart/form-data` request body, read from
 /// `wsgi.input`; see the [module docs](crate::multipart).
@@ -78,8 +78,28 @@ impl Multipart {
     }
 
     /// [`from_environ`](Multipart::from_environ) with multer's
-    /// [`Constraints`](multer::Constraints): allowed field names, and size
-    /// limits per field and for the whole stream.
+    /// [`Constraints`]: allowed field names, and size limits
+    /// ([`SizeLimit`]) per field and for the whole stream.
+    ///
+    /// ```
+    /// use tower_wsgi::multipart::{Constraints, Multipart, SizeLimit};
+    /// use tower_wsgi::test_client::{FormData, TestClient};
+    /// use tower_wsgi::app_fn;
+    ///
+    /// let client = TestClient::new(app_fn(|mut environ, start_response| {
+    ///     let limits = Constraints::new().size_limit(SizeLimit::new().per_field(4));
+    ///     let mut form = Multipart::from_environ_with_constraints(&mut environ, limits)?;
+    ///     let outcome = match form.next_field()?.map(|field| field.bytes()) {
+    ///         Some(Err(error)) => format!("refused: {error}"),
+    ///         other => format!("{other:?}"),
+    ///     };
+    ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+    ///     Ok(outcome.into())
+    /// }));
+    /// let form = FormData::new().text("note", "far too long");
+    /// let response = client.post("/").multipart(form).send_blocking();
+    /// assert!(response.text().starts_with("refused"), "{}", response.text());
+    /// ```
     ///
     /// # Errors
     ///

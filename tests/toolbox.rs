@@ -160,3 +160,26 @@ fn errors_handles_write_to_the_request_log_without_borrowing_the_environ() {
     );
     assert!(support::log_line_with(&["tower_wsgi::errors", "closed /late"]).is_some());
 }
+
+#[test]
+fn start_takes_borrowed_header_lists() {
+    let service = WsgiService::new(app_fn(|environ, start_response| {
+        let owned: Vec<(String, String)> = vec![("X-Owned".into(), "1".into())];
+        let borrowed: &[(&str, &str)] = &[("Content-Type", "text/plain"), ("X-Slice", "2")];
+        if environ.path_info() == "/vec" {
+            start_response.start("200 OK", &owned)?;
+        } else {
+            start_response.start("200 OK", borrowed)?;
+        }
+        Ok(format!("{} {}", owned.len(), borrowed.len()).into())
+    }));
+    let server = support::serve(service);
+    let response = server.get("/vec");
+    assert_eq!(
+        (response.header("x-owned"), response.body_str().as_str()),
+        (Some("1"), "1 2")
+    );
+    let response = server.get("/slice");
+    assert_eq!(response.header("x-slice"), Some("2"));
+    assert_eq!(response.header("content-type"), Some("text/plain"));
+}
