@@ -29,6 +29,25 @@ use crate::response::StartResponse;
 /// }
 /// # let _ = tower_wsgi::WsgiService::new(hello);
 /// ```
+///
+/// A closure passed straight to [`WsgiService::new`](crate::WsgiService::new)
+/// cannot have its argument types inferred; [`app_fn`] gives them:
+///
+/// ```compile_fail,E0282
+/// let service = tower_wsgi::WsgiService::new(|environ, start_response| {
+///     start_response.start("200 OK", [("Content-Length", "0")])?;
+///     Ok(tower_wsgi::AppBody::empty())
+/// });
+/// ```
+///
+/// To keep several apps of different types together (a map of apps, a
+/// list to try in turn), box them as [`BoxApp`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a WSGI app",
+    label = "not an `App`",
+    note = "an app is a `fn(Environ, StartResponse) -> Result<AppBody, BoxError>`, a closure of that shape wrapped in `tower_wsgi::app_fn(...)`, or a type implementing `App`",
+    note = "to mix apps of different types, box them: `tower_wsgi::BoxApp` (`Arc<dyn App>`)"
+)]
 pub trait App: Send + Sync + 'static {
     /// Handles one request.
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError>;
@@ -48,6 +67,55 @@ impl<A: App + ?Sized> App for Arc<A> {
         (**self).call(environ, start_response)
     }
 }
+
+/// A type-erased, shared [`App`]: for maps and lists of apps of different
+/// types, and for choosing an app at run time.
+///
+/// Any app becomes one with `Arc::new(app)`; a `BoxApp` is itself an app.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Arc;
+/// use tower_wsgi::{app_fn, App, BoxApp, AppBody, BoxError, Environ, StartResponse};
+///
+/// fn index(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+///     Ok("index".into())
+/// }
+///
+/// let greeting = String::from("hi");
+/// let apps: HashMap<&str, BoxApp> = HashMap::from([
+///     ("/", Arc::new(index) as BoxApp),
+///     ("/hi", Arc::new(app_fn(move |_environ, start_response| {
+///         start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+///         Ok(greeting.clone().into())
+///     }))),
+/// ]);
+/// let router = app_fn(move |environ, start_response| {
+///     match apps.get(environ.path_info()) {
+///         Some(app) => app.call(environ, start_response),
+///         None => {
+///             start_response.start("404 Not Found", [("Content-Length", "0")])?;
+///             Ok(AppBody::empty())
+///         }
+///     }
+/// });
+/// # let client = tower_wsgi::test_client::TestClient::new(router);
+/// # assert_eq!(client.get("/hi").send_blocking().text(), "hi");
+/// # assert_eq!(client.get("/").send_blocking().text(), "index");
+/// # assert_eq!(client.get("/x").send_blocking().status(), 404);
+/// ```
+///
+/// An array of differently typed apps does not compile without it:
+///
+/// ```compile_fail,E0308
+/// # use tower_wsgi::app_fn;
+/// let apps = [
+///     app_fn(|_environ, start_response| { start_response.start("200 OK", [("A", "1")])?; Ok("a".into()) }),
+///     app_fn(|_environ, start_response| { start_response.start("200 OK", [("B", "2")])?; Ok("b".into()) }),
+/// ];
+/// ```
+pub type BoxApp = Arc<dyn App>;
 
 /// Turns a closure into an [`App`], with its argument types inferred.
 ///

@@ -232,7 +232,17 @@
 //!
 //! [`test_client::TestClient`] calls a service in-process, like
 //! `werkzeug.test.Client`: every rule applies, no socket is opened, and it
-//! works in `#[tokio::test]`s and plain `#[test]`s alike.
+//! works in `#[tokio::test]`s and plain `#[test]`s alike. It builds form
+//! and multipart bodies, keeps cookies and can follow redirects.
+//!
+//! # Porting toolbox
+//!
+//! [`util`] has the `wsgiref.util` functions, Werkzeug's cookie parsing
+//! and conditional requests; [`Environ::copy_with_buffered_input`] is
+//! `environ.copy()` for sub-requests; [`AppBody::from_file`] is
+//! `wsgi.file_wrapper`; with the `multipart` feature, `tower_wsgi::multipart` reads
+//! uploads from `wsgi.input` as `cgi.FieldStorage` does. The
+//! [porting guide](porting_guide) shows each beside its Python original.
 //!
 //! # HTTP/2 and TLS
 //!
@@ -293,18 +303,22 @@ pub mod mount;
     doc = include_str!("../docs/porting.md")
 )]
 pub mod porting_guide {}
+#[cfg(feature = "multipart")]
+#[cfg_attr(docsrs, doc(cfg(feature = "multipart")))]
+pub mod multipart;
 mod response;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 mod service;
 pub mod test_client;
+pub mod util;
 
-pub use app::{app_fn, App, AppFn};
-pub use body::{AppBody, Iterable};
+pub use app::{app_fn, App, AppFn, BoxApp};
+pub use body::{AppBody, Iterable, VecInto};
 pub use environ::Environ;
 pub use error::{BoxError, Error, ErrorKind};
 pub use response::{
-    ConnectionPolicy, HopByHop, ResponseBody, ResponseFuture, StartResponse, Writer,
+    ConnectionPolicy, Header, HopByHop, ResponseBody, ResponseFuture, StartResponse, Writer,
 };
 pub use service::{Builder, ThreadPool, WsgiService};

@@ -9,6 +9,12 @@
 //! Only hyper's own framing is missing: the `Transfer-Encoding: chunked` it
 //! adds on HTTP/1.1 and the status line itself.
 //!
+//! Like Werkzeug's client it keeps a cookie jar (`Set-Cookie` stored and
+//! sent back, by domain, path and expiry), builds form and multipart
+//! bodies ([`TestRequest::form`], [`TestRequest::multipart`] with
+//! [`FormData`]), and follows redirects when asked
+//! ([`TestClient::follow_redirects`]).
+//!
 //! [`TestClient::new`] hosts an application with the default options;
 //! [`TestClient::from_service`] takes a service from a
 //! [`Builder`](crate::Builder), or any tower service stacked around one.
@@ -67,6 +73,8 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{
@@ -79,6 +87,14 @@ use crate::app::App;
 use crate::error::BoxError;
 use crate::service::WsgiService;
 
+mod cookies;
+mod form;
+
+pub use form::FormData;
+
+/// Redirects followed at most, by default ([`TestClient::max_redirects`]).
+pub const DEFAULT_MAX_REDIRECTS: usize = 10;
+
 /// The client address requests carry unless told otherwise: `127.0.0.1`,
 /// port 0 (`REMOTE_ADDR` and `REMOTE_PORT`).
 pub const DEFAULT_REMOTE_ADDR: SocketAddr =
@@ -89,10 +105,19 @@ pub const DEFAULT_REMOTE_ADDR: SocketAddr =
 /// Requests carry a `Host: localhost` header and a
 /// [`RemoteAddr`](crate::environ::RemoteAddr) of [`DEFAULT_REMOTE_ADDR`] unless the
 /// test sets others; a body gets a `Content-Length`.
+///
+/// Like `werkzeug.test.Client`, it keeps the cookies responses set and
+/// sends them back ([`without_cookies`](TestClient::without_cookies) turns
+/// that off), and can follow redirects
+/// ([`follow_redirects`](TestClient::follow_redirects)). Clones share the
+/// cookie jar.
 #[derive(Clone)]
 pub struct TestClient<S> {
     service: S,
     remote_addr: Option<SocketAddr>,
+    cookies: Option<Arc<Mutex<cookies::Jar>>>,
+    follow_redirects: bool,
+    max_redirects: usize,
 }
 
 impl<A: App> TestClient<WsgiService<A>> {
@@ -122,6 +147,69 @@ impl<S> TestClient<S> {
         Self {
             service,
             remote_addr: Some(DEFAULT_REMOTE_ADDR),
+            cookies: Some(Arc::default()),
+            follow_redirects: false,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+        }
+    }
+
+    /// A client that neither stores nor sends cookies (Werkzeug's
+    /// `use_cookies=False`).
+    #[must_use]
+    pub fn without_cookies(mut self) -> Self {
+        self.cookies = None;
+        self
+    }
+
+    /// Whether requests follow redirects by default (Werkzeug's
+    /// `follow_redirects=True`); [`TestRequest::follow_redirects`] decides
+    /// for one request. See there for the rules.
+    #[must_use]
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.follow_redirects = follow;
+        self
+    }
+
+    /// How many redirects a request follows before the client panics
+    /// (default [`DEFAULT_MAX_REDIRECTS`]).
+    #[must_use]
+    pub fn max_redirects(mut self, hops: usize) -> Self {
+        self.max_redirects = hops;
+        self
+    }
+
+    /// The value of the stored cookie `name` (the first, if several
+    /// domains or paths hold one), unless it has expired.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let jar = self.cookies.as_ref()?;
+        let jar = jar.lock().unwrap_or_else(PoisonError::into_inner);
+        let value = jar
+            .live(SystemTime::now())
+            .find(|cookie| cookie.name == name)
+            .map(|cookie| cookie.value.clone());
+        value
+    }
+
+    /// Stores cookie `name` for `domain` (and its subdomains), path `/`, as
+    /// if a response had set it: Werkzeug's `set_cookie(server_name, key,
+    /// value)`. Requests carry `Host: localhost` unless told otherwise.
+    ///
+    /// # Panics
+    ///
+    /// If the client was made [`without_cookies`](TestClient::without_cookies).
+    pub fn set_cookie(&self, domain: &str, name: &str, value: &str) {
+        let jar = self.cookies.as_ref().expect("this client keeps no cookies");
+        jar.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set(name, value, domain);
+    }
+
+    /// Removes every stored cookie named `name`.
+    pub fn delete_cookie(&self, name: &str) {
+        if let Some(jar) = &self.cookies {
+            jar.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(name);
         }
     }
 
@@ -149,6 +237,7 @@ impl<S> TestClient<S> {
             client: self,
             request,
             body: Bytes::new(),
+            follow_redirects: self.follow_redirects,
         }
     }
 
@@ -166,6 +255,16 @@ impl<S> TestClient<S> {
     pub fn head(&self, target: &str) -> TestRequest<'_, S> {
         self.request(Method::HEAD, target)
     }
+
+    /// A `PUT` request.
+    pub fn put(&self, target: &str) -> TestRequest<'_, S> {
+        self.request(Method::PUT, target)
+    }
+
+    /// A `DELETE` request.
+    pub fn delete(&self, target: &str) -> TestRequest<'_, S> {
+        self.request(Method::DELETE, target)
+    }
 }
 
 impl<S> fmt::Debug for TestClient<S> {
@@ -173,6 +272,8 @@ impl<S> fmt::Debug for TestClient<S> {
         f.debug_struct("TestClient")
             .field("service", &std::any::type_name::<S>())
             .field("remote_addr", &self.remote_addr)
+            .field("cookies", &self.cookies.is_some())
+            .field("follow_redirects", &self.follow_redirects)
             .finish()
     }
 }
@@ -184,6 +285,7 @@ pub struct TestRequest<'c, S> {
     client: &'c TestClient<S>,
     request: request::Builder,
     body: Bytes,
+    follow_redirects: bool,
 }
 
 impl<S> TestRequest<'_, S> {
@@ -222,33 +324,257 @@ impl<S> TestRequest<'_, S> {
         self
     }
 
-    /// The `http::Request` as the service receives it.
+    /// A form body, `application/x-www-form-urlencoded`: Werkzeug's
+    /// `data={...}` without files.
+    ///
+    /// ```
+    /// use tower_wsgi::{app_fn, test_client::TestClient};
+    ///
+    /// let client = TestClient::new(app_fn(|mut environ, start_response| {
+    ///     let body = environ.input().read_all()?;
+    ///     let content_type = environ.content_type().unwrap_or("").to_owned();
+    ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+    ///     Ok(format!("{content_type} {}", String::from_utf8(body)?).into())
+    /// }));
+    /// let response = client.post("/").form([("q", "a b"), ("lang", "caf\u{e9}")]).send_blocking();
+    /// assert_eq!(response.text(), "application/x-www-form-urlencoded q=a+b&lang=caf%C3%A9");
+    /// ```
+    pub fn form<I, K, V>(self, pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let body = form::urlencoded(pairs);
+        self.header(
+            header::CONTENT_TYPE.as_str(),
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+    }
+
+    /// A `multipart/form-data` body: Werkzeug's `data={...}` with files.
+    pub fn multipart(self, form: FormData) -> Self {
+        let content_type = form.content_type();
+        self.header(header::CONTENT_TYPE.as_str(), content_type)
+            .body(form.to_bytes())
+    }
+
+    /// Whether this request follows redirects (default: the client's
+    /// [`follow_redirects`](TestClient::follow_redirects)), as Werkzeug's
+    /// `follow_redirects=True` does.
+    ///
+    /// On 301, 302, 303 and 305 the next request is a `GET` (`HEAD` stays
+    /// `HEAD`) without the body and its `Content-Type`; on 307 and 308 it
+    /// keeps the method, body and headers. The `Location` is resolved
+    /// against the request's URL; its host, if any, becomes the `Host`
+    /// header, and every request goes to this client's service. The
+    /// cookie jar is used and updated at each hop. The response is the
+    /// last one; [`TestResponse::redirects`] lists the hops.
+    ///
+    /// # Panics
+    ///
+    /// At `send`, when a redirect repeats (a loop) or there are more than
+    /// [`max_redirects`](TestClient::max_redirects), as Werkzeug raises
+    /// `ClientRedirectError`; or when a redirect has no valid `Location`.
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.follow_redirects = follow;
+        self
+    }
+
+    /// The `http::Request` as the service receives it, with the cookies of
+    /// the client's jar that apply to it.
     ///
     /// # Panics
     ///
     /// If the method, target or a header is invalid.
     pub fn into_request(self) -> Request<Full<Bytes>> {
-        let mut request = self
+        let client = self.client;
+        let prepared = self.prepare();
+        client.with_cookies(&prepared)
+    }
+
+    /// The request as built, before cookies: what a redirect starts from.
+    fn prepare(self) -> Prepared {
+        let request = self
             .request
-            .body(Full::new(self.body.clone()))
+            .body(())
             .unwrap_or_else(|error| panic!("invalid test request: {error}"));
-        let headers = request.headers_mut();
+        let (mut parts, ()) = request.into_parts();
+        let headers = &mut parts.headers;
         if !headers.contains_key(header::HOST) {
             headers.insert(header::HOST, HeaderValue::from_static("localhost"));
         }
         let has_body = !self.body.is_empty()
-            || matches!(
-                *request.method(),
-                Method::POST | Method::PUT | Method::PATCH
-            );
-        let framed = request.headers().contains_key(header::CONTENT_LENGTH)
-            || request.headers().contains_key(header::TRANSFER_ENCODING);
+            || matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
+        let framed = headers.contains_key(header::CONTENT_LENGTH)
+            || headers.contains_key(header::TRANSFER_ENCODING);
         if has_body && !framed {
-            request
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(self.body.len()));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(self.body.len()));
+        }
+        Prepared {
+            parts,
+            body: self.body,
+        }
+    }
+}
+
+/// A request ready to send, kept whole so that a redirect can be made from it.
+struct Prepared {
+    parts: request::Parts,
+    body: Bytes,
+}
+
+impl Prepared {
+    fn to_request(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = self.parts.method.clone();
+        *request.uri_mut() = self.parts.uri.clone();
+        *request.version_mut() = self.parts.version;
+        *request.headers_mut() = self.parts.headers.clone();
+        *request.extensions_mut() = self.parts.extensions.clone();
+        request
+    }
+
+    /// Host (lowercase, no port), path and whether it is HTTPS: what the
+    /// cookie jar matches on.
+    fn host(&self) -> String {
+        let from_header = self
+            .parts
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .and_then(|host| host.parse::<http::uri::Authority>().ok());
+        let host = match (&from_header, self.parts.uri.host()) {
+            (_, Some(host)) => host,
+            (Some(authority), None) => authority.host(),
+            (None, None) => "localhost",
+        };
+        host.to_ascii_lowercase()
+    }
+
+    fn is_https(&self) -> bool {
+        self.parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS)
+            || self
+                .parts
+                .extensions
+                .get::<crate::environ::Https>()
+                .is_some()
+    }
+
+    /// The request that follows redirect `status` to `location`.
+    fn redirected(&self, status: StatusCode, location: &str) -> Prepared {
+        let base = match self.parts.uri.path_and_query() {
+            Some(pq) => pq.as_str().to_owned(),
+            None => "/".to_owned(),
+        };
+        let target = resolve(&base, location);
+        let mut parts = Request::new(()).into_parts().0;
+        parts.version = self.parts.version;
+        parts.headers = self.parts.headers.clone();
+        parts.extensions = self.parts.extensions.clone();
+        let uri: http::Uri = target.parse().unwrap_or_else(|error| {
+            panic!("redirect to an invalid Location {location:?}: {error}")
+        });
+        if let Some(authority) = uri.authority() {
+            let host = HeaderValue::from_str(authority.as_str())
+                .unwrap_or_else(|error| panic!("redirect to an invalid host: {error}"));
+            parts.headers.insert(header::HOST, host);
+            if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+                parts.extensions.insert(crate::environ::Https);
+            } else {
+                parts.extensions.remove::<crate::environ::Https>();
+            }
+        }
+        parts.uri = uri.path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |pq| http::Uri::try_from(pq.as_str()).unwrap_or_else(|_| http::Uri::from_static("/")),
+        );
+        let keep = matches!(
+            status,
+            StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+        );
+        if keep {
+            parts.method = self.parts.method.clone();
+            return Prepared {
+                parts,
+                body: self.body.clone(),
+            };
+        }
+        parts.method = if self.parts.method == Method::HEAD {
+            Method::HEAD
+        } else {
+            Method::GET
+        };
+        for name in [
+            header::CONTENT_TYPE,
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+        ] {
+            parts.headers.remove(name);
+        }
+        Prepared {
+            parts,
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// `location` resolved against the request target `base` (a path with
+/// its query): absolute URLs and absolute paths as they are, relative
+/// references against `base`'s directory (RFC 3986 section 5.2, without
+/// dot-segment removal).
+fn resolve(base: &str, location: &str) -> String {
+    if location.contains("://") || location.starts_with('/') {
+        return location.to_owned();
+    }
+    let path = base.split('?').next().unwrap_or("/");
+    if location.starts_with('?') {
+        return format!("{path}{location}");
+    }
+    let directory = path.rfind('/').map_or("/", |last| &path[..=last]);
+    format!("{directory}{location}")
+}
+
+impl<S> TestClient<S> {
+    /// The request of `prepared`, with the jar's cookies added.
+    fn with_cookies(&self, prepared: &Prepared) -> Request<Full<Bytes>> {
+        let mut request = prepared.to_request();
+        let Some(jar) = &self.cookies else {
+            return request;
+        };
+        let host = prepared.host();
+        let target = cookies::Target {
+            host: &host,
+            path: prepared.parts.uri.path(),
+            secure: prepared.is_https(),
+        };
+        let header = jar
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .header_for(&target, SystemTime::now());
+        if let Some(value) = header.and_then(|value| HeaderValue::from_str(&value).ok()) {
+            request.headers_mut().append(header::COOKIE, value);
         }
         request
+    }
+
+    /// Stores the cookies a response to `prepared` set.
+    fn store_cookies(&self, prepared: &Prepared, headers: &HeaderMap) {
+        let Some(jar) = &self.cookies else {
+            return;
+        };
+        let host = prepared.host();
+        let target = cookies::Target {
+            host: &host,
+            path: prepared.parts.uri.path(),
+            secure: prepared.is_https(),
+        };
+        let mut jar = jar.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = SystemTime::now();
+        for value in headers.get_all(header::SET_COOKIE) {
+            jar.store(&crate::latin1::decode(value.as_bytes()), &target, now);
+        }
     }
 }
 
@@ -268,16 +594,46 @@ where
     /// [`passthrough_errors`](crate::Builder::passthrough_errors) the
     /// application's own panic or error comes through here).
     pub async fn send(self) -> TestResponse {
-        let mut service = self.client.service.clone();
-        let request = self.into_request();
-        let called = async {
-            poll_fn(|cx| service.poll_ready(cx)).await?;
-            service.call(request).await
-        };
-        let response = called
-            .await
-            .unwrap_or_else(|error| panic!("the service failed: {error:?}"));
-        TestResponse::read(response).await
+        let client = self.client;
+        let follow = self.follow_redirects;
+        let mut prepared = self.prepare();
+        let mut redirects: Vec<(String, StatusCode)> = Vec::new();
+        loop {
+            let mut service = client.service.clone();
+            let request = client.with_cookies(&prepared);
+            let called = async {
+                poll_fn(|cx| service.poll_ready(cx)).await?;
+                service.call(request).await
+            };
+            let response = called
+                .await
+                .unwrap_or_else(|error| panic!("the service failed: {error:?}"));
+            client.store_cookies(&prepared, response.headers());
+            let mut response = TestResponse::read(response).await;
+            let status = response.status;
+            let redirect = matches!(status.as_u16(), 301 | 302 | 303 | 305 | 307 | 308);
+            if !follow || !redirect {
+                response.redirects = redirects;
+                return response;
+            }
+            let location = response
+                .header_latin1("location")
+                .unwrap_or_else(|| panic!("a {status} redirect without a Location header"));
+            let hop = (location, status);
+            assert!(
+                !redirects.contains(&hop),
+                "redirect loop detected: {} {} seen before",
+                hop.1,
+                hop.0
+            );
+            assert!(
+                redirects.len() < client.max_redirects,
+                "more than {} redirects",
+                client.max_redirects
+            );
+            prepared = prepared.redirected(status, &hop.0);
+            redirects.push(hop);
+        }
     }
 
     /// [`send`](TestRequest::send), waiting on this thread; no runtime needed.
@@ -295,6 +651,7 @@ impl<S> fmt::Debug for TestRequest<'_, S> {
         f.debug_struct("TestRequest")
             .field("request", &self.request)
             .field("body", &self.body.len())
+            .field("follow_redirects", &self.follow_redirects)
             .finish()
     }
 }
@@ -308,6 +665,7 @@ pub struct TestResponse {
     extensions: http::Extensions,
     body: Bytes,
     body_error: Option<BoxError>,
+    redirects: Vec<(String, StatusCode)>,
 }
 
 impl TestResponse {
@@ -345,6 +703,7 @@ impl TestResponse {
             extensions: parts.extensions,
             body: data.freeze(),
             body_error,
+            redirects: Vec::new(),
         }
     }
 
@@ -379,6 +738,43 @@ impl TestResponse {
         self.headers.get(name)?.to_str().ok()
     }
 
+    /// The first value of header `name` as a native string, one char per
+    /// byte (latin-1), as the application passed it to `start_response`
+    /// and as Werkzeug's `response.headers[name]` reads it.
+    ///
+    /// ```
+    /// use tower_wsgi::{app_fn, test_client::TestClient};
+    ///
+    /// let client = TestClient::new(app_fn(|_environ, start_response| {
+    ///     start_response.start("200 OK", [("X-Name", "caf\u{e9}"), ("Content-Length", "0")])?;
+    ///     Ok(tower_wsgi::AppBody::empty())
+    /// }));
+    /// let response = client.get("/").send_blocking();
+    /// assert_eq!(response.header("x-name"), None); // not visible ASCII
+    /// assert_eq!(response.header_latin1("x-name").as_deref(), Some("caf\u{e9}"));
+    /// ```
+    pub fn header_latin1(&self, name: &str) -> Option<String> {
+        let value = self.headers.get(name)?;
+        Some(crate::latin1::decode(value.as_bytes()))
+    }
+
+    /// Every value of header `name`, in order, as native strings (see
+    /// [`header_latin1`](TestResponse::header_latin1)).
+    pub fn header_all_latin1(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .map(|value| crate::latin1::decode(value.as_bytes()))
+            .collect()
+    }
+
+    /// The redirects followed to get this response, in order: each
+    /// `Location` and the status that sent it (Werkzeug's
+    /// `response.history`, as pairs). Empty unless redirects were followed.
+    pub fn redirects(&self) -> &[(String, StatusCode)] {
+        &self.redirects
+    }
+
     /// The response extensions.
     pub fn extensions(&self) -> &http::Extensions {
         &self.extensions
@@ -411,6 +807,7 @@ impl fmt::Debug for TestResponse {
             .field("headers", &self.headers)
             .field("body", &self.body)
             .field("body_error", &self.body_error)
+            .field("redirects", &self.redirects)
             .finish()
     }
 }

@@ -309,3 +309,296 @@ fn answers_match_a_real_connection() {
         assert_eq!(in_process, wire, "{method} {path}");
     }
 }
+
+// ----- werkzeug.test.Client's level: forms, cookies, redirects, latin-1 -----
+
+mod werkzeug_level {
+    use super::*;
+    use std::io::Read;
+    use tower_wsgi::app_fn;
+    use tower_wsgi::test_client::FormData;
+
+    /// Echoes what a redirect or cookie test needs to see.
+    fn site(mut environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+        let path = environ.path_info().to_owned();
+        let redirect = |status: &str, location: &str| -> Result<AppBody, BoxError> {
+            start_response.start(status, [("Location", location), ("Content-Length", "0")])?;
+            Ok(AppBody::empty())
+        };
+        match path.as_str() {
+            "/login" => {
+                start_response.start(
+                    "302 Found",
+                    [
+                        ("Location", "/account/home"),
+                        ("Set-Cookie", "session=s1; Path=/; HttpOnly"),
+                        ("Set-Cookie", "scoped=1; Path=/account"),
+                        ("Set-Cookie", "gone=1; Max-Age=0"),
+                        ("Content-Length", "0"),
+                    ],
+                )?;
+                Ok(AppBody::empty())
+            }
+            "/logout" => {
+                start_response.start(
+                    "200 OK",
+                    [
+                        (
+                            "Set-Cookie",
+                            "session=; Expires=Thu, 01-Jan-1970 00:00:00 GMT; Path=/",
+                        ),
+                        ("Content-Length", "0"),
+                    ],
+                )?;
+                Ok(AppBody::empty())
+            }
+            "/r301" => redirect("301 Moved Permanently", "/echo?from=301"),
+            "/r303" => redirect("303 See Other", "echo"),
+            "/r307" => redirect("307 Temporary Redirect", "/echo"),
+            "/r308" => redirect("308 Permanent Redirect", "http://other.test/echo"),
+            "/loop" => redirect("302 Found", "/loop"),
+            p if p.starts_with("/chain/") => {
+                let n: u32 = p["/chain/".len()..].parse()?;
+                if n == 0 {
+                    return redirect("302 Found", "/echo");
+                }
+                redirect("302 Found", &format!("/chain/{}", n - 1))
+            }
+            _ => {
+                let body = environ.input().read_all()?;
+                let text = format!(
+                    "{} {}?{} host={} cookie={} type={} body={}",
+                    environ.request_method(),
+                    environ.path_info(),
+                    environ.query_string(),
+                    environ.get("HTTP_HOST").unwrap_or(""),
+                    environ.get("HTTP_COOKIE").unwrap_or(""),
+                    environ.content_type().unwrap_or(""),
+                    String::from_utf8_lossy(&body),
+                );
+                start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+                Ok(text.into())
+            }
+        }
+    }
+
+    #[test]
+    fn cookies_are_stored_sent_back_by_path_and_expired() {
+        let client = TestClient::new(site);
+        let response = client.get("/login").send_blocking();
+        assert_eq!(response.status(), 302);
+        assert_eq!(client.cookie("session").as_deref(), Some("s1"));
+        assert_eq!(client.cookie("gone"), None);
+        let at_root = client.get("/echo").send_blocking().text();
+        assert!(
+            at_root.ends_with("cookie=session=s1 type= body="),
+            "{at_root}"
+        );
+        let below = client.get("/account/x").send_blocking().text();
+        assert!(below.contains("cookie=scoped=1; session=s1 "), "{below}");
+        // A cookie for another host is not sent.
+        let other = client
+            .get("/echo")
+            .header("Host", "other.test")
+            .send_blocking();
+        assert!(other.text().contains("cookie= "), "{}", other.text());
+        client.get("/logout").send_blocking();
+        assert_eq!(client.cookie("session"), None);
+        client.set_cookie("localhost", "manual", "m");
+        assert!(client
+            .get("/echo")
+            .send_blocking()
+            .text()
+            .contains("manual=m"));
+        client.delete_cookie("manual");
+        assert_eq!(client.cookie("manual"), None);
+        // Without a jar nothing is kept.
+        let plain = TestClient::new(site).without_cookies();
+        plain.get("/login").send_blocking();
+        assert_eq!(plain.cookie("session"), None);
+    }
+
+    #[test]
+    fn redirects_change_the_method_as_werkzeug_does() {
+        let client = TestClient::new(site).follow_redirects(true);
+        let response = client.post("/r301").form([("a", "1")]).send_blocking();
+        assert_eq!(
+            response.text(),
+            "GET /echo?from=301 host=localhost cookie= type= body="
+        );
+        assert_eq!(
+            response.redirects(),
+            [("/echo?from=301".to_owned(), StatusCode::MOVED_PERMANENTLY)]
+        );
+        // 303 with a relative Location; HEAD stays HEAD.
+        let response = client.post("/r303").body("x").send_blocking();
+        assert!(
+            response.text().starts_with("GET /echo? "),
+            "{}",
+            response.text()
+        );
+        let head = client.head("/r303").send_blocking();
+        assert_eq!((head.status(), head.body().len()), (StatusCode::OK, 0));
+        // 307 and 308 keep the method, body and content type; 308 to another host.
+        let response = client.put("/r307").form([("k", "v w")]).send_blocking();
+        assert_eq!(
+            response.text(),
+            "PUT /echo? host=localhost cookie= type=application/x-www-form-urlencoded body=k=v+w"
+        );
+        let response = client.post("/r308").body("kept").send_blocking();
+        assert_eq!(
+            response.text(),
+            "POST /echo? host=other.test cookie= type= body=kept"
+        );
+        // Off: the redirect itself comes back.
+        let response = client.get("/r301").follow_redirects(false).send_blocking();
+        assert_eq!(response.status(), 301);
+        assert!(response.redirects().is_empty());
+    }
+
+    #[test]
+    fn the_login_redirect_carries_the_cookie_it_set() {
+        let client = TestClient::new(site).follow_redirects(true);
+        let response = client.get("/login").send_blocking();
+        assert_eq!(
+            response.text(),
+            "GET /account/home? host=localhost cookie=scoped=1; session=s1 type= body="
+        );
+    }
+
+    #[test]
+    fn redirect_loops_and_long_chains_fail_the_test() {
+        let client = TestClient::new(site)
+            .follow_redirects(true)
+            .max_redirects(3);
+        assert_eq!(client.get("/chain/2").send_blocking().redirects().len(), 3);
+        let too_long = std::panic::catch_unwind(|| client.get("/chain/3").send_blocking());
+        let message = support::panic_text(too_long.unwrap_err());
+        assert!(message.contains("more than 3 redirects"), "{message}");
+        let looped = std::panic::catch_unwind(|| client.get("/loop").send_blocking());
+        let message = support::panic_text(looped.unwrap_err());
+        assert!(message.contains("redirect loop detected"), "{message}");
+    }
+
+    #[test]
+    fn latin1_header_accessors() {
+        let client = TestClient::new(app_fn(|_environ, start_response| {
+            start_response.start(
+                "200 OK",
+                [
+                    ("X-A", "caf\u{e9}"),
+                    ("X-A", "plain"),
+                    ("Content-Length", "0"),
+                ],
+            )?;
+            Ok(AppBody::empty())
+        }));
+        let response = client.get("/").send_blocking();
+        assert_eq!(response.header_latin1("x-a").as_deref(), Some("caf\u{e9}"));
+        assert_eq!(response.header_all_latin1("x-a"), ["caf\u{e9}", "plain"]);
+        assert_eq!(response.headers()["x-a"].as_bytes(), b"caf\xe9");
+    }
+
+    #[cfg(feature = "multipart")]
+    mod uploads {
+        use super::*;
+        use tower_wsgi::multipart::Multipart;
+
+        /// `cgi.FieldStorage`'s port: fields and files, streamed.
+        fn upload(
+            mut environ: Environ,
+            start_response: StartResponse,
+        ) -> Result<AppBody, BoxError> {
+            let mut form = Multipart::from_environ(&mut environ)?;
+            let mut report = Vec::new();
+            while let Some(mut field) = form.next_field()? {
+                let name = field.name().unwrap_or("").to_owned();
+                let file_name = field.file_name().map(str::to_owned);
+                let content_type = field.content_type().map(str::to_owned);
+                let mut data = Vec::new();
+                field.read_to_end(&mut data)?;
+                let sum: u64 = data.iter().map(|&b| u64::from(b)).sum();
+                report.push(format!(
+                    "{name} {file_name:?} {content_type:?} {} {sum}",
+                    data.len()
+                ));
+            }
+            start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+            Ok(report.join("\n").into())
+        }
+
+        fn big_file() -> Vec<u8> {
+            (0..300_000u32).map(|i| (i % 251) as u8).collect()
+        }
+
+        fn expected_upload_report() -> String {
+            let big = big_file();
+            let sum: u64 = big.iter().map(|&b| u64::from(b)).sum();
+            format!(
+            "title None None {} {}\nupload Some(\"data.bin\") Some(\"application/octet-stream\") {} {sum}",
+            "caf\u{e9} au".len(),
+            "caf\u{e9} au".bytes().map(u64::from).sum::<u64>(),
+            big.len()
+        )
+        }
+
+        #[test]
+        fn a_multipart_upload_through_the_test_client() {
+            let form = FormData::new().text("title", "caf\u{e9} au").file(
+                "upload",
+                "data.bin",
+                "application/octet-stream",
+                big_file(),
+            );
+            let response = TestClient::new(upload)
+                .post("/")
+                .multipart(form)
+                .send_blocking();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.text(), expected_upload_report());
+        }
+
+        #[test]
+        fn a_multipart_upload_over_a_socket_chunked_and_with_a_limit() {
+            let server = support::serve(Builder::new().max_request_body(200_000).build(upload));
+            let form = FormData::new().text("title", "caf\u{e9} au").file(
+                "upload",
+                "data.bin",
+                "application/octet-stream",
+                big_file(),
+            );
+            let body = form.to_bytes();
+            // Chunked, in odd pieces, so that parts straddle frames.
+            let mut request = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+            form.content_type()
+        )
+            .into_bytes();
+            for piece in body.chunks(7_777) {
+                request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                request.extend_from_slice(piece);
+                request.extend_from_slice(b"\r\n");
+            }
+            request.extend_from_slice(b"0\r\n\r\n");
+            // Over the limit: the upload fails before the response started, so 413.
+            let mut conn = support::Conn::open(server.addr);
+            conn.send(&request);
+            assert_eq!(conn.read_response(false).status, 413);
+
+            let server = support::serve(WsgiService::new(upload));
+            let mut conn = support::Conn::open(server.addr);
+            conn.send(&request);
+            let response = conn.read_response(false);
+            assert_eq!(response.status, 200);
+            assert_eq!(response.body_str(), expected_upload_report());
+            // Not multipart: an error the application turns into a 500.
+            let mut conn = support::Conn::open(server.addr);
+            conn.send(&support::post(
+                "/",
+                "a=1",
+                "Content-Type: application/x-www-form-urlencoded\r\n",
+            ));
+            assert_eq!(conn.read_response(false).status, 500);
+        }
+    }
+}

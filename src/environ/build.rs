@@ -288,6 +288,42 @@ mod tests {
     }
 
     #[test]
+    fn copies_carry_every_variable_of_a_received_request() {
+        let mut req = Request::post("/caf%C3%A9?x=1")
+            .header("Cookie", "a=1")
+            .header("Content-Length", "4")
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(RemoteAddr("10.0.0.1:5".parse().unwrap()));
+        let (parts, ()) = req.into_parts();
+        let options = Arc::new(options());
+        let mut env = build(parts, Input::from_bytes("data"), &options).unwrap();
+        let expected: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mut copy = env.copy_with_buffered_input().unwrap();
+        let copied: Vec<(String, String)> = copy
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(copied, expected);
+        assert_eq!(copy.get("HTTP_COOKIE"), Some("a=1"));
+        assert_eq!(
+            copy.extensions().get::<RemoteAddr>(),
+            env.extensions().get()
+        );
+        copy.remove("HTTP_COOKIE");
+        assert_eq!(env.get("HTTP_COOKIE"), Some("a=1"));
+        assert_eq!(copy.input().read_all().unwrap(), b"data");
+        assert_eq!(env.input().read_all().unwrap(), b"data");
+        let mut empty = env.copy_with_empty_input();
+        assert_eq!(empty.content_length(), Some(4));
+        assert!(empty.input().read_all().unwrap().is_empty());
+    }
+
+    #[test]
     fn path_info_is_percent_decoded_bytes_as_latin1() {
         let req = Request::get("/caf%C3%A9/%FF%2Fx?q=%20a").body(()).unwrap();
         let env = environ_of(req, &options()).unwrap();

@@ -231,8 +231,17 @@ impl Environ {
     }
 
     /// `wsgi.errors`: text written here is logged through `tracing`.
-    pub fn errors(&mut self) -> &mut ErrorStream {
-        &mut self.errors
+    ///
+    /// A handle to the request's one error stream, returned by value so
+    /// that it does not keep the environ borrowed:
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// let environ = tower_wsgi::Environ::default();
+    /// writeln!(environ.errors(), "no handler for {}", environ.path_info()).unwrap();
+    /// ```
+    pub fn errors(&self) -> ErrorStream {
+        self.errors.clone()
     }
 
     /// `wsgi.input_terminated`: `true` when the body's end is marked by EOF
@@ -265,6 +274,73 @@ impl Environ {
     /// Mutable access to the typed values.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
         &mut self.extensions
+    }
+
+    /// A copy for a sub-request, with an empty `wsgi.input`: Python's
+    /// `environ.copy()` where the sub-request reads no body.
+    ///
+    /// Every string entry is copied, as it reads now (changes made to this
+    /// environ included), and so are the [extensions](Environ::extensions)
+    /// (which are all `Clone`). `wsgi.input` reads as empty, but
+    /// `CONTENT_LENGTH` and `CONTENT_TYPE` are copied as they are: remove
+    /// them for a sub-request without a body. `wsgi.errors` is the same
+    /// stream. Changing the copy leaves this environ alone.
+    ///
+    /// ```
+    /// use tower_wsgi::environ::Input;
+    /// use tower_wsgi::Environ;
+    ///
+    /// let mut environ = Environ::default();
+    /// environ.set_input(Input::from_bytes("body"));
+    /// environ.extensions_mut().insert(7u32);
+    /// let mut sub = environ.copy_with_empty_input();
+    /// sub.insert("PATH_INFO", "/other");
+    /// assert_eq!(environ.path_info(), "/");
+    /// assert_eq!(sub.extensions().get::<u32>(), Some(&7));
+    /// assert!(sub.input().read_all().unwrap().is_empty());
+    /// assert_eq!(environ.input().read_all().unwrap(), b"body"); // still there
+    /// ```
+    pub fn copy_with_empty_input(&self) -> Environ {
+        Environ {
+            vars: OnceCell::from(self.vars().clone()),
+            header_vars: OnceCell::from(self.header_vars().clone()),
+            received: None,
+            input: Input::default(),
+            errors: self.errors.clone(),
+            input_terminated: self.input_terminated,
+            extensions: self.extensions.clone(),
+        }
+    }
+
+    /// A copy for a sub-request that reads the body too: the rest of
+    /// `wsgi.input` is read into memory now, and both this environ and the
+    /// copy then read those same bytes from the start.
+    ///
+    /// Otherwise as [`copy_with_empty_input`](Environ::copy_with_empty_input).
+    /// The whole body is held in memory, so mind the body limit
+    /// ([`Builder::max_request_body`](crate::Builder::max_request_body)); a
+    /// read error (a body over the limit, a client that went away) is
+    /// returned, and this environ's input then holds what was read before it.
+    ///
+    /// ```
+    /// use tower_wsgi::environ::Input;
+    /// use tower_wsgi::Environ;
+    ///
+    /// let mut environ = Environ::default();
+    /// environ.set_input(Input::from_bytes("a=1&b=2"));
+    /// let mut sub = environ.copy_with_buffered_input().unwrap();
+    /// assert_eq!(sub.input().read_all().unwrap(), b"a=1&b=2");
+    /// assert_eq!(environ.input().read_all().unwrap(), b"a=1&b=2");
+    /// ```
+    pub fn copy_with_buffered_input(&mut self) -> std::io::Result<Environ> {
+        let mut body = Vec::new();
+        let read = std::io::Read::read_to_end(&mut self.input, &mut body);
+        let body = bytes::Bytes::from(body);
+        self.input = Input::from_bytes(body.clone());
+        read?;
+        let mut copy = self.copy_with_empty_input();
+        copy.input = Input::from_bytes(body);
+        Ok(copy)
     }
 }
 

@@ -14,7 +14,7 @@ mod trace;
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use options::{ConnectionPolicy, HopByHop};
-pub use start_response::{StartResponse, Writer};
+pub use start_response::{Header, StartResponse, Writer};
 
 pub(crate) use answers::simple_response;
 pub(crate) use head::RequestFacts;

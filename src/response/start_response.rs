@@ -89,23 +89,22 @@ impl StartResponse {
         }
     }
 
-    fn start_inner<I, K, V>(
+    fn start_inner<I>(
         &self,
         status: &str,
         headers: I,
         exc_info: Option<BoxError>,
     ) -> Result<Writer, Error>
     where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
+        I: IntoIterator,
+        I::Item: Header,
     {
+        let headers = headers.into_iter().map(Header::into_pair);
         match &self.map_head {
             None => self.responder.start(status, headers, exc_info)?,
             Some(map_head) => {
                 let mut status = status.to_owned();
                 let mut headers: Vec<(String, String)> = headers
-                    .into_iter()
                     .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
                     .collect();
                 map_head(&mut status, &mut headers);
@@ -118,15 +117,25 @@ impl StartResponse {
     }
 
     /// `start_response(status, headers)`: `status` is `"NNN reason"` or
-    /// `"NNN"`, `headers` any iterable of `(name, value)` pairs.
+    /// `"NNN"`, `headers` any iterable of `(name, value)` pairs of strings,
+    /// owned or borrowed ([`Header`]).
     ///
     /// A second call is an error ([`ErrorKind::HeadersAlreadySet`](crate::ErrorKind)).
-    pub fn start<S, I, K, V>(&self, status: S, headers: I) -> Result<Writer, Error>
+    ///
+    /// ```
+    /// # use tower_wsgi::{AppBody, BoxError, Environ, StartResponse};
+    /// fn app(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+    ///     let headers: Vec<(String, String)> = vec![("Content-Type".into(), "text/plain".into())];
+    ///     start_response.start("200 OK", &headers)?; // borrowed: kept for later
+    ///     Ok(format!("{} headers", headers.len()).into())
+    /// }
+    /// # let _ = tower_wsgi::WsgiService::new(app);
+    /// ```
+    pub fn start<S, I>(&self, status: S, headers: I) -> Result<Writer, Error>
     where
         S: AsRef<str>,
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
+        I: IntoIterator,
+        I::Item: Header,
     {
         self.start_inner(status.as_ref(), headers, None)
     }
@@ -137,7 +146,7 @@ impl StartResponse {
     /// it returns `exc_info` raised again
     /// ([`ErrorKind::Reraised`](crate::ErrorKind), with `exc_info` as its
     /// source): propagate it, and the crate aborts the response.
-    pub fn start_with_exc_info<S, I, K, V>(
+    pub fn start_with_exc_info<S, I>(
         &self,
         status: S,
         headers: I,
@@ -145,9 +154,8 @@ impl StartResponse {
     ) -> Result<Writer, Error>
     where
         S: AsRef<str>,
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
+        I: IntoIterator,
+        I::Item: Header,
     {
         self.start_inner(status.as_ref(), headers, Some(exc_info.into()))
     }
@@ -156,6 +164,43 @@ impl StartResponse {
 impl fmt::Debug for StartResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StartResponse").finish_non_exhaustive()
+    }
+}
+
+/// A response header as [`StartResponse::start`] takes it: a `(name, value)`
+/// pair of strings (`&str`, `String`, anything `AsRef<str>`), or a
+/// reference to one, so `&Vec<(String, String)>` and `&[(&str, &str)]`
+/// work as header lists as well as arrays and vectors of pairs.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a response header",
+    label = "expected `(name, value)` pairs of strings",
+    note = "headers are `(name, value)` pairs, owned or borrowed: `[(\"Content-Type\", \"text/plain\")]`, `&Vec<(String, String)>`, `&[(&str, &str)]`"
+)]
+pub trait Header {
+    /// The name's type.
+    type Name: AsRef<str>;
+    /// The value's type.
+    type Value: AsRef<str>;
+
+    /// The name and value.
+    fn into_pair(self) -> (Self::Name, Self::Value);
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Header for (K, V) {
+    type Name = K;
+    type Value = V;
+
+    fn into_pair(self) -> (K, V) {
+        self
+    }
+}
+
+impl<'a, K: AsRef<str>, V: AsRef<str>> Header for &'a (K, V) {
+    type Name = &'a K;
+    type Value = &'a V;
+
+    fn into_pair(self) -> (&'a K, &'a V) {
+        (&self.0, &self.1)
     }
 }
 
