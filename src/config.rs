@@ -53,6 +53,7 @@ pub(crate) struct Config {
     pub(crate) max_queue: usize,
     pub(crate) response_buffer: usize,
     pub(crate) inline: bool,
+    pub(crate) lenient_requests: bool,
 }
 
 /// The default `Server` token: `tower-wsgi/VERSION`.
@@ -75,6 +76,7 @@ impl Default for Config {
             max_queue: 256,
             response_buffer: 4,
             inline: false,
+            lenient_requests: false,
         };
         config.environ = Arc::new(config.environ_options());
         config
@@ -107,6 +109,7 @@ impl fmt::Debug for Config {
             .field("max_queue", &self.max_queue)
             .field("response_buffer", &self.response_buffer)
             .field("inline", &self.inline)
+            .field("lenient_requests", &self.lenient_requests)
             .finish()
     }
 }
@@ -292,6 +295,26 @@ impl Builder {
     #[must_use]
     pub fn inline(mut self, inline: bool) -> Self {
         self.config.inline = inline;
+        self
+    }
+
+    /// Werkzeug's leniency about request heads (default off).
+    ///
+    /// By default a request breaking one of RFC 9112's request rules is
+    /// refused before the application runs, the cause logged: 400 for an
+    /// HTTP/1.1 request without `Host`, more than one `Host` or
+    /// `Content-Type` field, a `Host` that is not `host[:port]`, a target
+    /// carrying userinfo (`http://user:pass@host/`), `*` with a method other
+    /// than OPTIONS, or `host:port` with a method other than CONNECT. On,
+    /// those requests reach the application as Werkzeug lets them (a target's
+    /// userinfo still never reaches `HTTP_HOST`).
+    ///
+    /// `Transfer-Encoding` is checked either way, since it decides where the
+    /// body ends: `chunked` must be applied exactly once, as the last coding
+    /// (else 400), and no other coding is implemented (501).
+    #[must_use]
+    pub fn lenient_requests(mut self, lenient: bool) -> Self {
+        self.config.lenient_requests = lenient;
         self
     }
 

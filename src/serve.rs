@@ -301,7 +301,7 @@ async fn serve_connection<I, S, B>(
 fn log_connection_error(remote: SocketAddr, error: &(dyn std::error::Error + 'static)) {
     match error.downcast_ref::<hyper::Error>() {
         Some(e) if e.is_parse() || e.is_parse_too_large() => {
-            tracing::warn!(%remote, error = %crate::error::chain(e), "rejected a malformed request");
+            tracing::warn!(%remote, error = %crate::error::chain(e), cause = parse_cause(e), "rejected a malformed request");
         }
         Some(e) if e.is_timeout() => {
             tracing::info!(%remote, "closed a connection that sent no request in time");
@@ -309,6 +309,33 @@ fn log_connection_error(remote: SocketAddr, error: &(dyn std::error::Error + 'st
         _ => {
             tracing::debug!(%remote, error = %crate::error::chain(error), "connection ended with an error")
         }
+    }
+}
+
+/// What hyper's parse error means for the client, in words.
+fn parse_cause(error: &hyper::Error) -> &'static str {
+    let message = error.to_string();
+    if message.starts_with("invalid URI") {
+        // The `http` crate's fixed character tables: not configurable.
+        "the request target holds characters the URI parser refuses \
+         (raw `\"`, `<`, `>`, `` ` ``, `{`, `}` or DEL, or bytes that are not UTF-8): \
+         percent-encode them"
+    } else if message.starts_with("URI too long") {
+        "the request target is too long"
+    } else if error.is_parse_too_large() {
+        "the request head is too large"
+    } else if message.starts_with("invalid HTTP header") {
+        "a header line is malformed"
+    } else if message.starts_with("invalid content-length") {
+        "Content-Length is invalid or given twice with different values"
+    } else if message.contains("transfer-encoding") {
+        "Transfer-Encoding does not end in chunked, or is sent on HTTP/1.0"
+    } else if message.starts_with("invalid HTTP method") {
+        "the method is not a token"
+    } else if message.starts_with("invalid HTTP version") {
+        "the HTTP version is not HTTP/1.0 or HTTP/1.1"
+    } else {
+        "the request head is malformed"
     }
 }
 

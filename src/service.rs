@@ -1,5 +1,6 @@
 //! [`WsgiService`]: a legacy application as a tower `Service`.
 
+use std::any::TypeId;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +19,9 @@ use crate::error::BoxError;
 use crate::input::{BodyFault, Input};
 use crate::pool::Pool;
 use crate::response::head::RequestFacts;
+mod drain;
+mod validate;
+
 use crate::response::{
     simple_response, Exchange, Failure, RequestTrace, ResponseBody, ResponseFuture,
 };
@@ -103,6 +107,26 @@ where
         let span = RequestTrace::span(&parts.method, &parts.uri);
         let trace = RequestTrace::new(span.clone());
 
+        let on_connection = TypeId::of::<B>() == TypeId::of::<hyper::body::Incoming>()
+            || environ::remote_addr(&parts.extensions).is_some();
+        if let Err(refusal) = validate::check(&parts, on_connection, config.lenient_requests) {
+            span.in_scope(|| {
+                tracing::warn!(
+                    status = refusal.status.as_u16(),
+                    cause = refusal.cause,
+                    "refused a request before the application"
+                )
+            });
+            let mut response = simple_response(refusal.status, config, is_head);
+            if parts.version < http::Version::HTTP_2 {
+                // The body is unread and the framing may be the client's trick.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return ResponseFuture::ready(response, trace);
+        }
+
         if let (Some(limit), Some(declared)) =
             (config.max_request_body, declared_length(&parts.headers))
         {
@@ -127,7 +151,11 @@ where
         let input = if inline {
             Input::from_bytes(Bytes::new())
         } else {
-            Input::with_limit(body, config.max_request_body, body_fault.clone())
+            let limit = config.max_request_body;
+            match drain::on_drop(body, &parts) {
+                Ok(body) => Input::with_limit(body, limit, body_fault.clone()),
+                Err(body) => Input::with_limit(body, limit, body_fault.clone()),
+            }
         };
         let facts = RequestFacts {
             is_head,
