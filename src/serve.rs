@@ -26,6 +26,8 @@ use crate::environ::{Https, LocalAddr, RemoteAddr};
 use crate::error::BoxError;
 use crate::service::WsgiService;
 
+mod limits;
+
 /// Serves `app` on `addr` until Ctrl-C or SIGTERM, with the default options.
 ///
 /// In-flight requests finish before it returns (up to 30 seconds).
@@ -104,6 +106,7 @@ pub struct Server {
     listener: TcpListener,
     header_read_timeout: Duration,
     grace_period: Duration,
+    limits: limits::Limits,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsConfig>,
 }
@@ -120,6 +123,7 @@ impl Server {
             listener,
             header_read_timeout: Duration::from_secs(30),
             grace_period: Duration::from_secs(30),
+            limits: limits::Limits::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -192,6 +196,10 @@ impl Server {
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(true);
         builder.http2().timer(TokioTimer::new());
+        self.limits.apply(&mut builder);
+        let mut gate = limits::Gate::new(&self.limits);
+        let idle_timeout = self.limits.idle_timeout;
+        let handshake_timeout = self.header_read_timeout;
         let graceful = GracefulShutdown::new();
         // Dropped at shutdown: handshakes still under way are abandoned.
         #[cfg(feature = "tls")]
@@ -199,6 +207,11 @@ impl Server {
         let mut signal = pin!(signal);
         tracing::info!(%local, "listening");
         loop {
+            // At the limit, connections wait in the backlog rather than as tasks.
+            let permit = tokio::select! {
+                permit = gate.admit() => permit,
+                () = &mut signal => break,
+            };
             let (stream, remote) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -224,19 +237,25 @@ impl Server {
             if let Some(tls) = self.tls.clone() {
                 let mut stop = stop_handshakes.subscribe();
                 tokio::spawn(async move {
+                    let _permit = permit;
+                    // A handshake gets the time a request's head gets.
                     let accepted = tokio::select! {
-                        accepted = tls.accept(stream) => accepted,
+                        accepted = tokio::time::timeout(handshake_timeout, tls.accept(stream)) => accepted,
                         _ = stop.changed() => return,
                     };
                     match accepted {
-                        Ok(stream) => {
+                        Err(_) => {
+                            tracing::info!(%remote, "TLS handshake not finished in time; closed");
+                        }
+                        Ok(Ok(stream)) => {
                             let service = AddAddrs {
                                 https: true,
                                 ..service
                             };
-                            serve_connection(&builder, stream, service, watcher).await;
+                            serve_connection(&builder, stream, service, watcher, idle_timeout)
+                                .await;
                         }
-                        Err(error) => {
+                        Ok(Err(error)) => {
                             tracing::info!(%remote, %error, "TLS handshake failed");
                         }
                     }
@@ -244,7 +263,8 @@ impl Server {
                 continue;
             }
             tokio::spawn(async move {
-                serve_connection(&builder, stream, service, watcher).await;
+                let _permit = permit;
+                serve_connection(&builder, stream, service, watcher, idle_timeout).await;
             });
         }
         drop(self.listener);
@@ -264,7 +284,8 @@ impl fmt::Debug for Server {
         let mut f = f.debug_struct("Server");
         f.field("local_addr", &self.listener.local_addr().ok())
             .field("header_read_timeout", &self.header_read_timeout)
-            .field("grace_period", &self.grace_period);
+            .field("grace_period", &self.grace_period)
+            .field("limits", &self.limits);
         #[cfg(feature = "tls")]
         f.field("tls", &self.tls);
         f.finish()
@@ -277,6 +298,7 @@ async fn serve_connection<I, S, B>(
     stream: I,
     service: AddAddrs<S>,
     watcher: Watcher,
+    idle_timeout: Duration,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -289,10 +311,16 @@ async fn serve_connection<I, S, B>(
     B::Error: Into<BoxError>,
 {
     let remote = service.remote;
-    let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-    if let Err(error) = watcher.watch(conn.into_owned()).await {
-        log_connection_error(remote, &*error);
+    let (activity, in_flight) = limits::activity();
+    let service = TowerToHyperService::new(limits::Track::new(service, activity));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::select! {
+        ended = watcher.watch(conn.into_owned()) => if let Err(error) = ended {
+            log_connection_error(remote, &*error);
+        },
+        () = limits::idle(in_flight, idle_timeout) => {
+            tracing::debug!(%remote, ?idle_timeout, "closed a connection idle for the idle timeout");
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::{log_line_with, serve, TestServer};
-use tower_wsgi::{app_fn, Builder};
+use tower_wsgi::{app_fn, Builder, Server};
 
 /// A server whose app answers `PATH_INFO|HTTP_HOST` with a `Content-Length`,
 /// never reads the body, and counts its calls.
@@ -316,4 +316,85 @@ fn targets_hyper_refuses_are_400_with_the_cause_logged() {
     let resp = conn.read_response(false);
     assert_eq!(resp.body_str(), "/a|t");
     assert_eq!(resp.header("x-request-uri"), Some("/a?b=c"));
+}
+
+/// [`echo_server`]'s app on a server with `configure` applied.
+fn limited_server(configure: fn(Server) -> Server) -> TestServer {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let service = Builder::new().build(app_fn(|environ, start_response| {
+        if environ.path_info() == "/slow" {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        start_response.start("200 OK", [("Content-Length", "2")])?;
+        Ok("ok".into())
+    }));
+    support::serve_with(runtime, service, configure)
+}
+
+fn answers(server: &TestServer) -> bool {
+    server.get("/").status == 200
+}
+
+#[test]
+fn max_connections_holds_new_connections_in_the_backlog() {
+    let server = limited_server(|s| s.max_connections(2));
+    let first = server.connect();
+    let mut second = server.connect();
+    second.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(second.read_response(false).status, 200);
+    // Both places taken: a third client is connected (the backlog) but not served.
+    let mut third = server.connect();
+    third.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(third.pending_bytes(Duration::from_millis(500)).is_empty());
+    assert!(log_line_with(&["connection limit reached"]).is_some());
+    // One leaves: the third is answered.
+    drop(first);
+    assert_eq!(third.read_response(false).status, 200);
+    drop((second, third));
+    assert!(answers(&server));
+}
+
+#[test]
+fn idle_timeout_closes_idle_keep_alive_connections_not_busy_ones() {
+    let server = limited_server(|s| s.idle_timeout(Duration::from_millis(300)));
+    let mut idle = server.connect();
+    idle.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(idle.read_response(false).status, 200);
+    let started = std::time::Instant::now();
+    assert!(idle.closes(), "an idle keep-alive connection stays open");
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    // A request in flight longer than the timeout is not idle.
+    let mut busy = server.connect();
+    busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(busy.read_response(false).status, 200);
+    assert!(answers(&server));
+}
+
+#[test]
+fn slowloris_on_http1_is_dropped_while_others_are_served() {
+    let server = limited_server(|s| s.header_read_timeout(Duration::from_millis(800)));
+    let mut slow: Vec<_> = (0..20).map(|_| server.connect()).collect();
+    let head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Padding: ";
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    // One header byte per connection every 50 ms, never finishing the head.
+    while started.elapsed() < Duration::from_millis(1200) {
+        for conn in &mut slow {
+            let _ = std::io::Write::write_all(&mut conn.stream(), &[head[i % head.len()]]);
+        }
+        i += 1;
+        assert!(answers(&server), "a normal client was not served");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for conn in &mut slow {
+        assert!(
+            conn.closes(),
+            "a slowloris connection outlived the header timeout"
+        );
+    }
+    assert!(answers(&server));
 }
