@@ -345,9 +345,9 @@ fn parse_cause(error: &hyper::Error) -> &'static str {
     let message = error.to_string();
     if message.starts_with("invalid URI") {
         // The `http` crate's fixed character tables: not configurable.
-        "the request target holds characters the URI parser refuses \
-         (raw `\"`, `<`, `>`, `` ` ``, `{`, `}` or DEL, or bytes that are not UTF-8): \
-         percent-encode them"
+        "the URI parser refuses the request target (raw `<`, `>`, `` ` `` or DEL in the \
+         path; `\"`, `<`, `>` or DEL in the query; bytes that are not UTF-8): \
+         percent-encoded they pass"
     } else if message.starts_with("URI too long") {
         "the request target is too long"
     } else if error.is_parse_too_large() {

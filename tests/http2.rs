@@ -863,3 +863,29 @@ fn slowloris_on_http2_is_closed_by_the_idle_timeout_while_others_are_served() {
         "{statuses:?}"
     );
 }
+
+#[test]
+fn header_lists_past_the_limit_never_reach_the_app() {
+    let (server, calls) = counting_server(|s| s.http2_max_header_list_size(8 * 1024));
+    client(async {
+        let (mut h2, _conn) = h2_connect(server.addr).await;
+        let big = "x".repeat(16 * 1024);
+        let refused = try_fetch(
+            &mut h2,
+            request("GET", "/")
+                .header("x-big", big)
+                .body(empty())
+                .unwrap(),
+        )
+        .await;
+        assert!(
+            refused.as_ref().map_or(true, |seen| seen.status
+                == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            "{:?}",
+            refused.map(|s| s.status)
+        );
+        let (mut h2, _conn) = h2_connect(server.addr).await;
+        assert_eq!(fetch(&mut h2, get("/")).await.status, StatusCode::OK);
+    });
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
