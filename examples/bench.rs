@@ -144,7 +144,10 @@ fn serve(mode: &str, addr: &str) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let server = tower_wsgi::Server::bind(addr).await?;
+        // The idle row holds 10,000 connections open: past the default limit.
+        let server = tower_wsgi::Server::bind(addr)
+            .await?
+            .max_connections(2 * IDLE_CONNECTIONS);
         let addr = server.local_addr()?;
         println!("listening on {addr}");
         match mode {

@@ -312,6 +312,11 @@ impl Builder {
     /// `Transfer-Encoding` is checked either way, since it decides where the
     /// body ends: `chunked` must be applied exactly once, as the last coding
     /// (else 400), and no other coding is implemented (501).
+    ///
+    /// A missing `Host` is refused only on requests that came over a
+    /// connection (a hyper `Incoming` body, or a client address from
+    /// [`Server`](crate::Server), axum's `ConnectInfo` or the test client): an
+    /// `http::Request` built in-process and called with `oneshot` needs none.
     #[must_use]
     pub fn lenient_requests(mut self, lenient: bool) -> Self {
         self.config.lenient_requests = lenient;

@@ -889,3 +889,33 @@ fn header_lists_past_the_limit_never_reach_the_app() {
     });
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn an_authority_with_userinfo_is_refused_and_never_reaches_the_app() {
+    let (server, calls) = counting_server(|s| s);
+    let mut raw = RawH2::open(server.addr);
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/"),
+        (":authority", "user:pass@h2.test"),
+    ] {
+        block.extend_from_slice(&[0, u8::try_from(name.len()).unwrap()]);
+        block.extend_from_slice(name.as_bytes());
+        block.push(u8::try_from(value.len()).unwrap());
+        block.extend_from_slice(value.as_bytes());
+    }
+    raw.frame(HEADERS, END_HEADERS | END_STREAM, 1, &block);
+    raw.next_stream_id = 3;
+    // The crate's 400: a head, then "Bad Request\n" ending the stream.
+    let frames = raw.frames_of(1);
+    let kinds: Vec<_> = frames.iter().map(|f| (f.0, f.1)).collect();
+    assert_eq!(kinds, vec![(HEADERS, END_HEADERS), (DATA, END_STREAM)]);
+    assert_eq!(frames[1].2, "Bad Request\n".len());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // Refused on its own: the connection serves on.
+    let id = raw.request("GET", "/");
+    assert_eq!(raw.frames_of(id).first().map(|f| f.0), Some(HEADERS));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
