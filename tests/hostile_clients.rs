@@ -359,8 +359,15 @@ fn max_connections_holds_new_connections_in_the_backlog() {
 }
 
 #[test]
-fn idle_timeout_closes_idle_keep_alive_connections_not_busy_ones() {
+fn idle_timeout_closes_silent_and_idle_connections_not_busy_ones() {
     let server = limited_server(|s| s.idle_timeout(Duration::from_millis(300)));
+    // Silent from the start: hyper-util's protocol sniffing waits for a first
+    // byte with no timeout of its own, so only the idle timeout ends it.
+    let mut silent = server.connect();
+    assert!(
+        silent.closes(),
+        "a connection that never sent a byte stays open"
+    );
     let mut idle = server.connect();
     idle.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(idle.read_response(false).status, 200);

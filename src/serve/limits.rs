@@ -70,9 +70,11 @@ impl Server {
     }
 
     /// How long a connection may stay open with no request in flight
-    /// (default 30 s): an idle keep-alive connection, or an HTTP/2
-    /// connection with no open stream (one that only pings, or trickles a
-    /// header block it never ends), is closed after it.
+    /// (default 30 s): a connection that never sends a byte, an idle
+    /// keep-alive connection, or an HTTP/2 connection with no open stream
+    /// (one that only pings, or trickles a header block it never ends) is
+    /// closed after it. A request in flight (its response still streaming)
+    /// keeps the connection, however long it takes.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.limits.idle_timeout = timeout;
