@@ -178,7 +178,7 @@
 //! the table above and [`Builder::lenient_requests`]). [`Server`] bounds
 //! what a client can hold: open connections ([`Server::max_connections`],
 //! beyond which new ones wait in the listen backlog), the time to send a
-//! request head or finish a TLS handshake ([`Server::header_read_timeout`]),
+//! request head ([`Server::header_read_timeout`]),
 //! idle connections ([`Server::idle_timeout`]), and on HTTP/2 the streams
 //! per connection, the header list size and the reset streams that make a
 //! rapid-reset flood ([`Server::http2_max_concurrent_streams`] and the

@@ -199,7 +199,6 @@ impl Server {
         self.limits.apply(&mut builder);
         let mut gate = limits::Gate::new(&self.limits);
         let idle_timeout = self.limits.idle_timeout;
-        let handshake_timeout = self.header_read_timeout;
         let graceful = GracefulShutdown::new();
         // Dropped at shutdown: handshakes still under way are abandoned.
         #[cfg(feature = "tls")]
@@ -238,16 +237,12 @@ impl Server {
                 let mut stop = stop_handshakes.subscribe();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    // A handshake gets the time a request's head gets.
                     let accepted = tokio::select! {
-                        accepted = tokio::time::timeout(handshake_timeout, tls.accept(stream)) => accepted,
+                        accepted = tls.accept(stream) => accepted,
                         _ = stop.changed() => return,
                     };
                     match accepted {
-                        Err(_) => {
-                            tracing::info!(%remote, "TLS handshake not finished in time; closed");
-                        }
-                        Ok(Ok(stream)) => {
+                        Ok(stream) => {
                             let service = AddAddrs {
                                 https: true,
                                 ..service
@@ -255,7 +250,7 @@ impl Server {
                             serve_connection(&builder, stream, service, watcher, idle_timeout)
                                 .await;
                         }
-                        Ok(Err(error)) => {
+                        Err(error) => {
                             tracing::info!(%remote, %error, "TLS handshake failed");
                         }
                     }
