@@ -19,12 +19,12 @@ use crate::error::BoxError;
 use crate::input::{BodyFault, Input};
 use crate::pool::Pool;
 use crate::response::head::RequestFacts;
-mod drain;
-mod validate;
-
 use crate::response::{
     simple_response, Exchange, Failure, RequestTrace, ResponseBody, ResponseFuture,
 };
+
+mod drain;
+mod validate;
 
 /// A WSGI-shaped [`App`] as a tower [`Service`].
 ///

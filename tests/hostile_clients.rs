@@ -405,3 +405,30 @@ fn slowloris_on_http1_is_dropped_while_others_are_served() {
     }
     assert!(answers(&server));
 }
+
+#[test]
+fn rule17_pipelining_survives_partly_read_bodies() {
+    let server = serve(Builder::new().build(app_fn(|mut environ, start_response| {
+        if environ.path_info() == "/partial" {
+            // Reading starts the read-ahead task; the rest is left unread.
+            let head = environ.input().read_n(10)?;
+            assert_eq!(head.len(), 10);
+        }
+        let text = format!(
+            "{}|{}",
+            environ.path_info(),
+            environ.get("HTTP_HOST").unwrap_or("-")
+        );
+        let length = text.len().to_string();
+        start_response.start("200 OK", [("Content-Length", length.as_str())])?;
+        Ok(text.into())
+    })));
+    let body = vec![b'p'; 300 * 1024];
+    let mut request = format!(
+        "POST /partial HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    assert!(next_is_answered(&server, &[(&request, Duration::ZERO)]));
+}
