@@ -144,7 +144,12 @@ fn serve(mode: &str, addr: &str) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let server = tower_wsgi::server::Server::bind(addr).await?;
+        // The idle row holds 10,000 connections open, some silent for long on
+        // a loaded machine: past the default connection limit and idle timeout.
+        let server = tower_wsgi::server::Server::bind(addr)
+            .await?
+            .max_connections(2 * IDLE_CONNECTIONS)
+            .idle_timeout(Duration::from_secs(3600));
         let addr = server.local_addr()?;
         println!("listening on {addr}");
         match mode {

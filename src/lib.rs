@@ -192,6 +192,19 @@
 //!     back-pressure or a 503, not an unbounded queue. [`Builder::inline`]
 //!     serves applications that never block at bare-hyper speed.
 //!
+//! **Requests refused before the application runs**
+//!
+//! 17. RFC 9112's request rules: an HTTP/1.1 request without `Host`, with
+//!     more than one, or with one that is not `uri-host [ ":" port ]` is
+//!     400; an absolute-form target's authority replaces `Host` and may not
+//!     carry userinfo; `Transfer-Encoding` must end in `chunked` applied
+//!     once (else 400) and name no other coding (501); a repeated
+//!     `Content-Type` is 400; `*` is for OPTIONS and `host:port` for CONNECT
+//!     only. Each refusal logs its cause ([`Builder::lenient_requests`]
+//!     keeps Werkzeug's leniency, framing aside). An unread body whose rest
+//!     has arrived, or arrives within a small bound, is drained so the next
+//!     pipelined request is answered.
+//!
 //! # Differences from Werkzeug
 //!
 //! The crate ports Werkzeug 1.0.1's `run_wsgi`, and a differential test holds
@@ -210,7 +223,15 @@
 //! | failure after the headers | a close-delimited body cut short: an HTTP/1.1 client that saw `Connection: close` cannot tell | an unterminated chunked body (or an incomplete `Content-Length` body) and a closed connection |
 //! | CR or LF in a header value | the value verbatim: header injection | 500, the header named in the log |
 //! | hop-by-hop header from the app | passed through (`Transfer-Encoding` breaks the framing) | 500 by default ([`HopByHop`]) |
-//! | unread request body on a keep-alive connection | parsed as the next request | drained if already received, else the connection closes: never a request |
+//! | unread request body on a keep-alive connection | parsed as the next request | drained when the rest arrives within 1 s and 1 MiB, so the next pipelined request is answered; else the connection closes: never a request |
+//! | HTTP/1.1 request without `Host` | the app runs without `HTTP_HOST` | 400 before the app, the cause logged ([`Builder::lenient_requests`] lets it through) |
+//! | two `Host` lines, or a `Host` that is not `host[:port]` (`a/b`, `a b`, `u@a`) | `HTTP_HOST` joined with `,` (`a,b`), or as given | 400 (lenient: as Werkzeug) |
+//! | absolute-form target with userinfo (`http://user:pass@host/`) | `HTTP_HOST` `user:pass@host` | 400; even lenient, the userinfo never reaches `HTTP_HOST` |
+//! | `Transfer-Encoding: chunked, chunked`, or a coding besides `chunked` (`identity, chunked`, `gzip, chunked`) | not dechunked: the app reads the raw chunked bytes | 400 for `chunked` not applied exactly once and last, 501 for another coding, connection closed; lenient or not |
+//! | two `Content-Type` lines | the last one wins | 400 (lenient: the last one wins) |
+//! | `GET *`, or `GET host:port` (asterisk-form without OPTIONS, authority-form without CONNECT) | the app runs | 400 (lenient: the app runs) |
+//! | raw `"`, `<`, `>`, DEL in the query, or `<`, `>`, `` ` ``, DEL in the path | passed to the app | 400 before the app, the log naming the cause: the `http` crate's URI parser refuses them and has no option to accept them (hyperium/http issue 342); percent-encoded they pass |
+//! | `#fragment` in the request target | kept in `REQUEST_URI` and `RAW_URI` | dropped: the `http` crate's URI keeps no fragment (`PATH_INFO` and `QUERY_STRING` match Werkzeug's) |
 //! | `Cookie` sent as several lines (HTTP/2 crumbs) | `HTTP_COOKIE` joined with `,` | joined with `; ` |
 //! | request header names with `_` | merged with their `-` twin (`X_User` spoofs `X-User`) | dropped ([`Builder::keep_underscore_headers`] keeps them) |
 //! | `PATH_INFO` with invalid UTF-8 (`%FF`) | U+FFFD's UTF-8 bytes: lossy | the byte itself (`\u{ff}`): lossless, as PEP 3333 and gunicorn |
@@ -227,6 +248,20 @@
 //! the client's address, scheme, host and prefix come from `X-Forwarded-*`
 //! and `Forwarded` headers, each believed for a configured number of proxy
 //! hops and ignored by default.
+//!
+//! # Hostile clients
+//!
+//! Requests breaking RFC 9112's request rules are refused before the
+//! application runs, with a status and a log line naming the cause (see
+//! the table above and [`Builder::lenient_requests`]). The crate's
+//! [`Server`](crate::server::Server) bounds
+//! what a client can hold: open connections ([`Server::max_connections`](crate::server::Server::max_connections),
+//! beyond which new ones wait in the listen backlog), the time to send a
+//! request head ([`Server::header_read_timeout`](crate::server::Server::header_read_timeout)),
+//! idle connections ([`Server::idle_timeout`](crate::server::Server::idle_timeout)), and on HTTP/2 the streams
+//! per connection, the header list size and the reset streams that make a
+//! rapid-reset flood ([`Server::http2_max_concurrent_streams`](crate::server::Server::http2_max_concurrent_streams) and the
+//! methods after it).
 //!
 //! # Testing
 //!

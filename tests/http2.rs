@@ -9,6 +9,7 @@ mod support;
 use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -693,4 +694,229 @@ fn curl_with_http2_prior_knowledge_sees_the_rules() {
     let (code, _, err) = run(&[&format!("{base}/respond?cl=10&body=hello")]);
     assert_ne!(code, Some(0), "curl saw the truncation: {err}");
     assert_all_closed(&server);
+}
+
+const PING: u8 = 6;
+const CONTINUATION: u8 = 9;
+
+impl RawH2 {
+    /// Writes `bytes`, ignoring a connection the server already closed.
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// One frame as bytes.
+    fn encode(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, flags];
+        frame.extend_from_slice(&stream_id.to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// A request's header block (HPACK literals, as [`RawH2::request`] sends).
+    fn header_block(method: &str, path: &str) -> Vec<u8> {
+        let mut block = Vec::new();
+        for (name, value) in [
+            (":method", method),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", AUTHORITY),
+        ] {
+            block.extend_from_slice(&[0, u8::try_from(name.len()).unwrap()]);
+            block.extend_from_slice(name.as_bytes());
+            block.push(u8::try_from(value.len()).unwrap());
+            block.extend_from_slice(value.as_bytes());
+        }
+        block
+    }
+
+    /// The error code of the server's GOAWAY; `None` if the connection ended
+    /// without one.
+    fn goaway_code(&mut self) -> Option<u32> {
+        loop {
+            let mut head = [0; 9];
+            self.stream.read_exact(&mut head).ok()?;
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0; len];
+            self.stream.read_exact(&mut payload).ok()?;
+            if head[3] == GOAWAY {
+                return Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
+            }
+        }
+    }
+
+    /// `true` once the server closed the connection, reading (and dropping)
+    /// whatever it sends for up to `wait`.
+    fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = std::time::Instant::now() + wait;
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut buf = [0; 4096];
+        while std::time::Instant::now() < deadline {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => {}
+            }
+        }
+        false
+    }
+}
+
+/// A server counting its app's calls, with `configure` applied.
+fn counting_server(
+    configure: fn(tower_wsgi::server::Server) -> tower_wsgi::server::Server,
+) -> (TestServer, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let service = Builder::new().build(app_fn(move |_environ, start_response| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        start_response.start("200 OK", [("Content-Length", "2")])?;
+        Ok(AppBody::from("ok"))
+    }));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    (support::serve_with(runtime, service, configure), calls)
+}
+
+/// A normal HTTP/2 client, each request on a new connection, in a thread:
+/// every status it saw while `busy` ran.
+fn served_throughout(addr: SocketAddr, busy: impl FnOnce()) -> Vec<StatusCode> {
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    let normal = std::thread::spawn(move || {
+        let mut statuses = Vec::new();
+        while !stop.load(Ordering::SeqCst) || statuses.is_empty() {
+            statuses.push(client(async {
+                let (mut h2, _conn) = h2_connect(addr).await;
+                fetch(&mut h2, get("/")).await.status
+            }));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        statuses
+    });
+    busy();
+    done.store(true, Ordering::SeqCst);
+    normal.join().unwrap()
+}
+
+#[test]
+fn rapid_reset_flood_ends_in_goaway_while_others_are_served() {
+    const STREAMS: u32 = 10_000;
+    let (server, calls) = counting_server(|s| s);
+    let mut code = None;
+    let statuses = served_throughout(server.addr, || {
+        let mut raw = RawH2::open(server.addr);
+        let block = RawH2::header_block("GET", "/");
+        // HEADERS then RST_STREAM(CANCEL), stream after stream, in batches.
+        for batch in 0..STREAMS / 100 {
+            let mut bytes = Vec::new();
+            for i in 0..100 {
+                let id = 2 * (batch * 100 + i) + 1;
+                bytes.extend(RawH2::encode(HEADERS, END_HEADERS | END_STREAM, id, &block));
+                bytes.extend(RawH2::encode(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+            }
+            raw.send_raw(&bytes);
+        }
+        code = raw.goaway_code();
+    });
+    // ENHANCE_YOUR_CALM: the connection is cut, not served stream by stream.
+    assert_eq!(code, Some(0xb));
+    let calls = calls.load(Ordering::SeqCst);
+    assert!(calls < 100, "the app ran {calls} times for a reset flood");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn slowloris_on_http2_is_closed_by_the_idle_timeout_while_others_are_served() {
+    let (server, _) = counting_server(|s| s.idle_timeout(Duration::from_millis(500)));
+    let mut closed = (false, false);
+    let statuses = served_throughout(server.addr, || {
+        // A header block that never ends, a CONTINUATION now and then.
+        let mut trickle = RawH2::open(server.addr);
+        trickle.frame(HEADERS, END_STREAM, 1, &[0x82]); // :method GET, indexed
+                                                        // A connection that only pings.
+        let mut pinger = RawH2::open(server.addr);
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(2500) && !(closed.0 && closed.1) {
+            trickle.send_raw(&RawH2::encode(CONTINUATION, 0, 1, &[0x86])); // :scheme http
+            pinger.send_raw(&RawH2::encode(PING, 0, 0, &[0; 8]));
+            closed.0 = closed.0 || trickle.closed_within(Duration::from_millis(100));
+            closed.1 = closed.1 || pinger.closed_within(Duration::from_millis(100));
+        }
+    });
+    assert_eq!(
+        closed,
+        (true, true),
+        "(trickling headers, pinging) still open"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn header_lists_past_the_limit_never_reach_the_app() {
+    let (server, calls) = counting_server(|s| s.http2_max_header_list_size(8 * 1024));
+    client(async {
+        let (mut h2, _conn) = h2_connect(server.addr).await;
+        let big = "x".repeat(16 * 1024);
+        let refused = try_fetch(
+            &mut h2,
+            request("GET", "/")
+                .header("x-big", big)
+                .body(empty())
+                .unwrap(),
+        )
+        .await;
+        assert!(
+            refused.as_ref().map_or(true, |seen| seen.status
+                == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            "{:?}",
+            refused.map(|s| s.status)
+        );
+        let (mut h2, _conn) = h2_connect(server.addr).await;
+        assert_eq!(fetch(&mut h2, get("/")).await.status, StatusCode::OK);
+    });
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_authority_with_userinfo_is_refused_and_never_reaches_the_app() {
+    let (server, calls) = counting_server(|s| s);
+    let mut raw = RawH2::open(server.addr);
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/"),
+        (":authority", "user:pass@h2.test"),
+    ] {
+        block.extend_from_slice(&[0, u8::try_from(name.len()).unwrap()]);
+        block.extend_from_slice(name.as_bytes());
+        block.push(u8::try_from(value.len()).unwrap());
+        block.extend_from_slice(value.as_bytes());
+    }
+    raw.frame(HEADERS, END_HEADERS | END_STREAM, 1, &block);
+    raw.next_stream_id = 3;
+    // The crate's 400: a head, then "Bad Request\n" ending the stream.
+    let frames = raw.frames_of(1);
+    let kinds: Vec<_> = frames.iter().map(|f| (f.0, f.1)).collect();
+    assert_eq!(kinds, vec![(HEADERS, END_HEADERS), (DATA, END_STREAM)]);
+    assert_eq!(frames[1].2, "Bad Request\n".len());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // Refused on its own: the connection serves on.
+    let id = raw.request("GET", "/");
+    assert_eq!(raw.frames_of(id).first().map(|f| f.0), Some(HEADERS));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -160,7 +160,11 @@ pub(crate) fn build(
     }
     let absolute_form = parts.version != Version::HTTP_2 && uri.scheme().is_some();
     let authority = if absolute_form || parts.version == Version::HTTP_2 {
-        uri.authority().map(|a| a.as_str().to_owned())
+        // RFC 9110 4.2.4: userinfo is no part of the host (refused unless
+        // the service is lenient, and dropped even then).
+        uri.authority()
+            .and_then(|a| a.as_str().rsplit('@').next())
+            .map(str::to_owned)
     } else {
         None
     };
@@ -383,6 +387,17 @@ mod tests {
         };
         let merged = environ_of(req(), &keep).unwrap();
         assert_eq!(merged.get("HTTP_X_UNDER").map(str::len), Some(3));
+    }
+
+    #[test]
+    fn absolute_form_userinfo_never_reaches_http_host() {
+        let req = Request::get("http://user:pass@example.com:8080/environ")
+            .header("Host", "ignored")
+            .body(())
+            .unwrap();
+        let env = environ_of(req, &options()).unwrap();
+        assert_eq!(env.get("HTTP_HOST"), Some("example.com:8080"));
+        assert_eq!(env.get("SERVER_NAME"), Some("example.com"));
     }
 
     #[test]

@@ -150,6 +150,11 @@ fn mount_point(extensions: &http::Extensions) -> Option<MountPoint> {
     mount
 }
 
+/// `true` when axum's `into_make_service_with_connect_info` named the peer.
+pub(crate) fn has_connect_info(extensions: &http::Extensions) -> bool {
+    extensions.get::<ConnectInfo<SocketAddr>>().is_some()
+}
+
 /// `true` when axum nested the service and no [`AxumMount`] said where.
 pub(crate) fn nested_without_mount_point(extensions: &http::Extensions) -> bool {
     extensions.get::<NestedPath>().is_some() && extensions.get::<MountPoint>().is_none()

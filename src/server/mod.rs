@@ -36,6 +36,8 @@ use crate::environ::{Https, LocalAddr, RemoteAddr};
 use crate::error::BoxError;
 use crate::service::WsgiService;
 
+mod limits;
+
 /// Serves `app` on `addr` until Ctrl-C or SIGTERM, with the default options.
 ///
 /// In-flight requests finish before it returns (up to 30 seconds).
@@ -115,6 +117,7 @@ pub struct Server {
     listener: TcpListener,
     header_read_timeout: Duration,
     grace_period: Duration,
+    limits: limits::Limits,
     #[cfg(feature = "tls")]
     tls: Option<TlsConfig>,
 }
@@ -131,6 +134,7 @@ impl Server {
             listener,
             header_read_timeout: Duration::from_secs(30),
             grace_period: Duration::from_secs(30),
+            limits: limits::Limits::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -199,6 +203,9 @@ impl Server {
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(true);
         builder.http2().timer(TokioTimer::new());
+        self.limits.apply(&mut builder);
+        let mut gate = limits::Gate::new(&self.limits);
+        let idle_timeout = self.limits.idle_timeout;
         let graceful = GracefulShutdown::new();
         // Dropped at shutdown: handshakes still under way are abandoned.
         #[cfg(feature = "tls")]
@@ -206,6 +213,11 @@ impl Server {
         let mut signal = pin!(signal);
         tracing::info!(%local, "listening");
         loop {
+            // At the limit, connections wait in the backlog rather than as tasks.
+            let permit = tokio::select! {
+                permit = gate.admit() => permit,
+                () = &mut signal => break,
+            };
             let (stream, remote) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -231,6 +243,7 @@ impl Server {
             if let Some(tls) = self.tls.clone() {
                 let mut stop = stop_handshakes.subscribe();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let accepted = tokio::select! {
                         accepted = tls.accept(stream) => accepted,
                         _ = stop.changed() => return,
@@ -241,7 +254,8 @@ impl Server {
                                 https: true,
                                 ..service
                             };
-                            serve_connection(&builder, stream, service, watcher).await;
+                            serve_connection(&builder, stream, service, watcher, idle_timeout)
+                                .await;
                         }
                         Err(error) => {
                             tracing::info!(%remote, %error, "TLS handshake failed");
@@ -251,7 +265,8 @@ impl Server {
                 continue;
             }
             tokio::spawn(async move {
-                serve_connection(&builder, stream, service, watcher).await;
+                let _permit = permit;
+                serve_connection(&builder, stream, service, watcher, idle_timeout).await;
             });
         }
         drop(self.listener);
@@ -271,7 +286,8 @@ impl fmt::Debug for Server {
         let mut f = f.debug_struct("Server");
         f.field("local_addr", &self.listener.local_addr().ok())
             .field("header_read_timeout", &self.header_read_timeout)
-            .field("grace_period", &self.grace_period);
+            .field("grace_period", &self.grace_period)
+            .field("limits", &self.limits);
         #[cfg(feature = "tls")]
         f.field("tls", &self.tls);
         f.finish()
@@ -284,6 +300,7 @@ async fn serve_connection<I, S, B>(
     stream: I,
     service: AddAddrs<S>,
     watcher: Watcher,
+    idle_timeout: Duration,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
@@ -294,10 +311,16 @@ async fn serve_connection<I, S, B>(
     B::Error: Into<BoxError>,
 {
     let remote = service.remote;
-    let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-    if let Err(error) = watcher.watch(conn.into_owned()).await {
-        log_connection_error(remote, &*error);
+    let (activity, in_flight) = limits::activity();
+    let service = TowerToHyperService::new(limits::Track::new(service, activity));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::select! {
+        ended = watcher.watch(conn.into_owned()) => if let Err(error) = ended {
+            log_connection_error(remote, &*error);
+        },
+        () = limits::idle(in_flight, idle_timeout) => {
+            tracing::debug!(%remote, ?idle_timeout, "closed a connection idle for the idle timeout");
+        }
     }
 }
 
@@ -306,7 +329,7 @@ async fn serve_connection<I, S, B>(
 fn log_connection_error(remote: SocketAddr, error: &(dyn std::error::Error + 'static)) {
     match error.downcast_ref::<hyper::Error>() {
         Some(e) if e.is_parse() || e.is_parse_too_large() => {
-            tracing::warn!(%remote, error = %crate::error::chain(e), "rejected a malformed request");
+            tracing::warn!(%remote, error = %crate::error::chain(e), cause = parse_cause(e), "rejected a malformed request");
         }
         Some(e) if e.is_timeout() => {
             tracing::info!(%remote, "closed a connection that sent no request in time");
@@ -314,6 +337,33 @@ fn log_connection_error(remote: SocketAddr, error: &(dyn std::error::Error + 'st
         _ => {
             tracing::debug!(%remote, error = %crate::error::chain(error), "connection ended with an error")
         }
+    }
+}
+
+/// What hyper's parse error means for the client, in words.
+fn parse_cause(error: &hyper::Error) -> &'static str {
+    let message = error.to_string();
+    if message.starts_with("invalid URI") {
+        // The `http` crate's fixed character tables: not configurable.
+        "the URI parser refuses the request target (raw `<`, `>`, `` ` `` or DEL in the \
+         path; `\"`, `<`, `>` or DEL in the query; bytes that are not UTF-8): \
+         percent-encoded they pass"
+    } else if message.starts_with("URI too long") {
+        "the request target is too long"
+    } else if error.is_parse_too_large() {
+        "the request head is too large"
+    } else if message.starts_with("invalid HTTP header") {
+        "a header line is malformed"
+    } else if message.starts_with("invalid content-length") {
+        "Content-Length is invalid or given twice with different values"
+    } else if message.contains("transfer-encoding") {
+        "Transfer-Encoding does not end in chunked, or is sent on HTTP/1.0"
+    } else if message.starts_with("invalid HTTP method") {
+        "the method is not a token"
+    } else if message.starts_with("invalid HTTP version") {
+        "the HTTP version is not HTTP/1.0 or HTTP/1.1"
+    } else {
+        "the request head is malformed"
     }
 }
 

@@ -30,6 +30,7 @@ pub(crate) struct Options {
     shared_pool: Option<ThreadPool>,
     response_buffer: usize,
     pub(crate) inline: bool,
+    pub(crate) lenient_requests: bool,
 }
 
 impl Default for Options {
@@ -49,6 +50,7 @@ impl Default for Options {
             shared_pool: None,
             response_buffer: 4,
             inline: false,
+            lenient_requests: false,
         }
     }
 }
@@ -276,6 +278,31 @@ impl Builder {
     #[must_use]
     pub fn thread_pool(mut self, pool: ThreadPool) -> Self {
         self.options.shared_pool = Some(pool);
+        self
+    }
+
+    /// Werkzeug's leniency about request heads (default off).
+    ///
+    /// By default a request breaking one of RFC 9112's request rules is
+    /// refused before the application runs, the cause logged: 400 for an
+    /// HTTP/1.1 request without `Host`, more than one `Host` or
+    /// `Content-Type` field, a `Host` that is not `host[:port]`, a target
+    /// carrying userinfo (`http://user:pass@host/`), `*` with a method other
+    /// than OPTIONS, or `host:port` with a method other than CONNECT. On,
+    /// those requests reach the application as Werkzeug lets them (a target's
+    /// userinfo still never reaches `HTTP_HOST`).
+    ///
+    /// `Transfer-Encoding` is checked either way, since it decides where the
+    /// body ends: `chunked` must be applied exactly once, as the last coding
+    /// (else 400), and no other coding is implemented (501).
+    ///
+    /// A missing `Host` is refused only on requests that came over a
+    /// connection (a hyper `Incoming` body, or a client address from
+    /// [`Server`](crate::server::Server), axum's `ConnectInfo` or the test client): an
+    /// `http::Request` built in-process and called with `oneshot` needs none.
+    #[must_use]
+    pub fn lenient_requests(mut self, lenient: bool) -> Self {
+        self.options.lenient_requests = lenient;
         self
     }
 

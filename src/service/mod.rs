@@ -1,5 +1,6 @@
 //! [`WsgiService`]: a legacy application as a tower `Service`.
 
+use std::any::TypeId;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
@@ -20,8 +21,10 @@ use crate::response::{
 };
 
 mod builder;
+mod drain;
 mod driver;
 mod pool;
+mod validate;
 
 pub use builder::Builder;
 pub use pool::ThreadPool;
@@ -50,6 +53,7 @@ struct Shared {
     response: Arc<ResponseOptions>,
     max_request_body: Option<u64>,
     inline: bool,
+    lenient_requests: bool,
     pool: ThreadPool,
     /// The warning for a nest without a mount point went out.
     #[cfg(feature = "axum")]
@@ -75,6 +79,7 @@ impl<A: App> WsgiService<A> {
                 response: Arc::new(options.response()),
                 max_request_body: options.max_request_body,
                 inline: options.inline,
+                lenient_requests: options.lenient_requests,
                 pool: options.pool(),
                 #[cfg(feature = "axum")]
                 warned_unmounted_nest: std::sync::atomic::AtomicBool::new(false),
@@ -146,6 +151,26 @@ where
             );
         }
 
+        let on_connection = TypeId::of::<B>() == TypeId::of::<hyper::body::Incoming>()
+            || came_from_a_peer(&parts.extensions);
+        if let Err(refusal) = validate::check(&parts, on_connection, shared.lenient_requests) {
+            span.in_scope(|| {
+                tracing::warn!(
+                    status = refusal.status.as_u16(),
+                    cause = refusal.cause,
+                    "refused a request before the application"
+                )
+            });
+            let mut response = simple_response(refusal.status, server, facts.is_head);
+            if parts.version < http::Version::HTTP_2 {
+                // The body is unread and the framing may be the client's trick.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return ResponseFuture::ready(response, trace);
+        }
+
         if let (Some(limit), Some(declared)) =
             (shared.max_request_body, declared_length(&parts.headers))
         {
@@ -170,7 +195,11 @@ where
         let input = if inline {
             Input::from_bytes(Bytes::new())
         } else {
-            Input::with_limit(body, shared.max_request_body, body_fault.clone())
+            let limit = shared.max_request_body;
+            match drain::on_drop(body, &parts) {
+                Ok(body) => Input::with_limit(body, limit, body_fault.clone()),
+                Err(body) => Input::with_limit(body, limit, body_fault.clone()),
+            }
         };
         let (reply, rx) = oneshot::channel();
         let responder = Arc::new(Responder::new(
@@ -251,6 +280,16 @@ impl Accepted {
             }
         }
     }
+}
+
+/// A client address says the request came from a peer, not from code in
+/// this process (the crate's server and test client, axum's `ConnectInfo`).
+fn came_from_a_peer(extensions: &http::Extensions) -> bool {
+    #[cfg(feature = "axum")]
+    if crate::mount::has_connect_info(extensions) {
+        return true;
+    }
+    extensions.get::<environ::RemoteAddr>().is_some()
 }
 
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
