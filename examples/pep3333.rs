@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tower_wsgi::middleware::{from_fn, map_chunks, Dispatcher, MiddlewareApp};
 use tower_wsgi::{
-    App, AppBody, BoxError, Environ, Error, Iterable, StartResponse, WsgiService, Writer,
+    App, AppBody, BoxError, Environ, Error, Iterable, StartResponse, Writer, WsgiService,
 };
 
 // HELLO_WORLD = b"Hello world!\n"
@@ -31,7 +31,10 @@ const HELLO_WORLD: &[u8] = b"Hello world!\n";
 //     response_headers = [('Content-type', 'text/plain')]
 //     start_response(status, response_headers)
 //     return [HELLO_WORLD]
-pub(crate) fn simple_app(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+pub(crate) fn simple_app(
+    _environ: Environ,
+    start_response: StartResponse,
+) -> Result<AppBody, BoxError> {
     let status = "200 OK";
     let response_headers = [("Content-type", "text/plain")];
     start_response.start(status, response_headers)?;
@@ -80,7 +83,10 @@ impl Iterable for AppClass {
 }
 
 /// Calling the class is calling the app: `AppClass(environ, start_response)`.
-pub(crate) fn app_class(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+pub(crate) fn app_class(
+    environ: Environ,
+    start_response: StartResponse,
+) -> Result<AppBody, BoxError> {
     Ok(AppBody::new(AppClass::new(environ, start_response)))
 }
 
@@ -91,7 +97,10 @@ pub(crate) fn app_class(environ: Environ, start_response: StartResponse) -> Resu
 //     write = start_response("200 OK", [("Content-Type", kind)])
 //     write(b"hello ")
 //     return [b"world\n"]
-pub(crate) fn hello_world(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+pub(crate) fn hello_world(
+    environ: Environ,
+    start_response: StartResponse,
+) -> Result<AppBody, BoxError> {
     let kind = if environ.path_info() == "/html" {
         "text/html"
     } else {
@@ -106,9 +115,9 @@ pub(crate) fn hello_world(environ: Environ, start_response: StartResponse) -> Re
 /// drops the `Content-Length` that would be wrong; other types go untouched.
 pub(crate) fn upper(app: impl App) -> impl App {
     let shout = map_chunks(|_status, headers| {
-        let text_plain = headers
-            .iter()
-            .any(|(name, value)| name.eq_ignore_ascii_case("content-type") && value == "text/plain");
+        let text_plain = headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("content-type") && value == "text/plain"
+        });
         if !text_plain {
             return None;
         }
@@ -155,7 +164,10 @@ pub(crate) fn errordoc(app: impl App) -> impl App {
     MiddlewareApp::new(middleware, app)
 }
 
-pub(crate) fn missing(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+pub(crate) fn missing(
+    environ: Environ,
+    start_response: StartResponse,
+) -> Result<AppBody, BoxError> {
     let body = format!("{} is not here\n", environ.path_info());
     start_response.start(
         "404 Not Found",

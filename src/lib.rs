@@ -214,7 +214,7 @@ mod body;
 pub mod environ;
 mod error;
 mod headers;
-mod latin1;
+pub mod latin1;
 pub mod middleware;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

@@ -159,7 +159,11 @@ fn the_inner_body_is_closed_exactly_once_through_each_middleware() {
     conn.send(b"HEAD /upper/ HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = conn.read_response(true);
     assert_eq!((resp.status, resp.body.len()), (200, 0));
-    assert_eq!(resp.header("content-length"), None, "the transform drops it");
+    assert_eq!(
+        resp.header("content-length"),
+        None,
+        "the transform drops it"
+    );
     assert_eq!(counters.wait_closed(expected + 1), expected + 1);
 }
 

@@ -367,9 +367,12 @@ mod tests {
                     return None;
                 }
                 first = false;
-                Some(write.write("w").map_err(BoxError::from).and(Err::<Bytes, _>(
-                    BoxError::from("broken"),
-                )))
+                Some(
+                    write
+                        .write("w")
+                        .map_err(BoxError::from)
+                        .and(Err::<Bytes, _>(BoxError::from("broken"))),
+                )
             })))
         });
         let captured = Captured::call(&app, Environ::default()).unwrap();
