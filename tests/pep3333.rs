@@ -13,7 +13,9 @@ use tower_wsgi::middleware::Dispatcher;
 use tower_wsgi::{app_fn, AppBody, WsgiService};
 
 /// Status, reason, headers but `date`, framing and body.
-fn shape(resp: &Resp) -> (u16, &str, Vec<(&str, &str)>, Framing, &[u8]) {
+type Shape<'a> = (u16, &'a str, Vec<(&'a str, &'a str)>, Framing, &'a [u8]);
+
+fn shape(resp: &Resp) -> Shape<'_> {
     let headers = resp
         .headers
         .iter()
@@ -42,75 +44,85 @@ fn every_route_answers_as_the_issue_specifies() {
             ("transfer-encoding", "chunked"),
         ]
     };
-    let cases: [(&str, u16, &str, Vec<(&str, &str)>, Framing, &[u8]); 7] = [
+    let cases: [(&str, Shape<'_>); 7] = [
         (
             "/simple",
-            200,
-            "OK",
-            chunked("text/plain"),
-            Framing::Chunked,
-            b"Hello world!\n",
+            (
+                200,
+                "OK",
+                chunked("text/plain"),
+                Framing::Chunked,
+                b"Hello world!\n",
+            ),
         ),
         (
             "/class",
-            200,
-            "OK",
-            chunked("text/plain"),
-            Framing::Chunked,
-            b"Hello world!\n",
+            (
+                200,
+                "OK",
+                chunked("text/plain"),
+                Framing::Chunked,
+                b"Hello world!\n",
+            ),
         ),
         (
             "/upper/",
-            200,
-            "OK",
-            chunked("text/plain"),
-            Framing::Chunked,
-            b"HELLO WORLD\n",
+            (
+                200,
+                "OK",
+                chunked("text/plain"),
+                Framing::Chunked,
+                b"HELLO WORLD\n",
+            ),
         ),
         (
             "/upper/html",
-            200,
-            "OK",
-            chunked("text/html"),
-            Framing::Chunked,
-            b"hello world\n",
+            (
+                200,
+                "OK",
+                chunked("text/html"),
+                Framing::Chunked,
+                b"hello world\n",
+            ),
         ),
         (
             "/errordoc/missing",
-            404,
-            "Not Found",
-            vec![
-                ("content-type", "text/plain"),
-                ("content-length", "11"),
-                SERVER,
-            ],
-            Framing::Length,
-            b"custom 404\n",
+            (
+                404,
+                "Not Found",
+                vec![
+                    ("content-type", "text/plain"),
+                    ("content-length", "11"),
+                    SERVER,
+                ],
+                Framing::Length,
+                b"custom 404\n",
+            ),
         ),
         (
             "/latin/",
-            200,
-            "OK",
-            chunked("text/plain"),
-            Framing::Chunked,
-            b"ellohay orldway\n",
+            (
+                200,
+                "OK",
+                chunked("text/plain"),
+                Framing::Chunked,
+                b"ellohay orldway\n",
+            ),
         ),
         (
             "/latin/html",
-            200,
-            "OK",
-            chunked("text/html"),
-            Framing::Chunked,
-            b"hello world\n",
+            (
+                200,
+                "OK",
+                chunked("text/html"),
+                Framing::Chunked,
+                b"hello world\n",
+            ),
         ),
     ];
-    for (path, status, reason, headers, framing, body) in cases {
+    for (path, expected) in cases {
         let resp = server.get(path);
-        assert_eq!(
-            shape(&resp),
-            (status, reason, headers, framing, body),
-            "{path}"
-        );
+        assert_eq!(shape(&resp), expected, "{path}");
     }
 }
 

@@ -274,7 +274,7 @@ mod tests {
             write.write("a")?;
             write.write("")?;
             write.write("b")?;
-            let late = write.clone();
+            let late = write;
             let mut step = 0;
             let counted = counted.clone();
             Ok(AppBody::from_results(std::iter::from_fn(move || {
