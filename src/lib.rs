@@ -20,7 +20,7 @@
 //! //     return [b"Hello, " + environ["PATH_INFO"].encode("latin-1")]
 //! fn hello(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 //!     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
-//!     Ok(format!("Hello, {}", environ.path_info()).into())
+//!     Ok([&b"Hello, "[..], &environ.path_info_bytes()].concat().into())
 //! }
 //!
 //! #[tokio::main]
@@ -125,6 +125,12 @@
 //! service, an axum `Router` included: the environ it passes on becomes the
 //! inner request, the inner response comes back through `start_response`,
 //! and the rules are applied once, at the edge.
+//!
+//! A middleware may also own the `start_response` and `write` it hands on
+//! ([`StartResponse::from_fn`], [`Writer::from_fn`]) to transform every
+//! chunk, as PEP 3333's Latinator does ([`middleware::map_chunks`] in one
+//! piece), or capture the whole answer to inspect or replace it
+//! ([`middleware::Captured`], [`Next::call_captured`](middleware::Next::call_captured)).
 //!
 //! # Differences from Werkzeug
 //!
