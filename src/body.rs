@@ -34,7 +34,7 @@ pub trait Iterable: Send + 'static {
 /// A `AppBody` is closed exactly once: by [`AppBody::close`], or when it is dropped.
 ///
 /// ```
-/// use tower_wsgi::Body;
+/// use tower_wsgi::AppBody;
 ///
 /// let body = AppBody::from_chunks(["hello, ", "world"]).on_close(|| {
 ///     println!("released");

@@ -9,6 +9,14 @@
 //! header injection, truncation the client can see, `close()` exactly once.
 //!
 //! [`tower`]: https://docs.rs/tower
+//! [`RemoteAddr`]: environ::RemoteAddr
+//! [`Https`]: environ::Https
+//! [`Dispatcher`]: middleware::Dispatcher
+//! [`Middleware`]: middleware::Middleware
+//! [`Next`]: middleware::Next
+//! [`MiddlewareLayer`]: middleware::MiddlewareLayer
+//! [`ProxyFix`]: middleware::ProxyFix
+//! [`Server`]: server::Server
 //!
 //! # Example
 //!
@@ -167,7 +175,7 @@
 //! [`ProxyFix`] wraps an application like Werkzeug's `ProxyFix`: the client's
 //! address, scheme, host and prefix come from `X-Forwarded-*` and `Forwarded`
 //! headers, each believed for a configured number of proxy hops and ignored
-//! by default. See the [`proxy_fix`] module.
+//! by default. See [`ProxyFix`].
 //!
 //! # Testing
 //!

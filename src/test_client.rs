@@ -87,7 +87,7 @@ pub const DEFAULT_REMOTE_ADDR: SocketAddr =
 /// Calls a service in-process; see the [module docs](crate::test_client).
 ///
 /// Requests carry a `Host: localhost` header and a
-/// [`RemoteAddr`](crate::RemoteAddr) of [`DEFAULT_REMOTE_ADDR`] unless the
+/// [`RemoteAddr`](crate::environ::RemoteAddr) of [`DEFAULT_REMOTE_ADDR`] unless the
 /// test sets others; a body gets a `Content-Length`.
 #[derive(Clone)]
 pub struct TestClient<S> {
@@ -126,7 +126,7 @@ impl<S> TestClient<S> {
     }
 
     /// The client address of every request (`None`: no
-    /// [`RemoteAddr`](crate::RemoteAddr), so no `REMOTE_ADDR`).
+    /// [`RemoteAddr`](crate::environ::RemoteAddr), so no `REMOTE_ADDR`).
     #[must_use]
     pub fn remote_addr(mut self, addr: Option<SocketAddr>) -> Self {
         self.remote_addr = addr;
@@ -216,7 +216,7 @@ impl<S> TestRequest<'_, S> {
     }
 
     /// A request extension, as a server or a layer would add
-    /// ([`LocalAddr`](crate::LocalAddr), say); the environ carries it.
+    /// ([`LocalAddr`](crate::environ::LocalAddr), say); the environ carries it.
     pub fn extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         self.request = self.request.extension(value);
         self

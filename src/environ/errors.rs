@@ -11,7 +11,7 @@ use std::io;
 ///
 /// ```
 /// use std::io::Write;
-/// let mut errors = tower_wsgi::Errors::default();
+/// let mut errors = tower_wsgi::environ::ErrorStream::default();
 /// writeln!(errors, "cache miss for {}", "/index").unwrap();
 /// ```
 #[derive(Default)]

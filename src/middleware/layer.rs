@@ -96,11 +96,11 @@ use crate::service::{Builder, WsgiService};
 ///   original lines, one per value, and one it changed or added goes on as a
 ///   single line. Variables that are not headers (`REMOTE_USER`,
 ///   `myapp.user`) stay behind: hand typed values on through
-///   [`Environ::extensions_mut`], which become the request's extensions.
+///   [`Environ::extensions_mut`](crate::Environ::extensions_mut), which become the request's extensions.
 /// - **Body**: `wsgi.input` as an [`InputBody`], the original request body
 ///   itself unless the middleware replaced or read it. When its length is
 ///   known exactly (always after
-///   [`Input::from_bytes`](crate::Input::from_bytes)), `Content-Length` is
+///   [`Input::from_bytes`](crate::environ::Input::from_bytes)), `Content-Length` is
 ///   set to it, so a rewritten body never carries a stale length.
 ///
 /// # From the inner response to `start_response`

@@ -26,14 +26,14 @@ use crate::headers;
 use crate::latin1;
 use crate::response::StartResponse;
 
-/// The app a [`Middleware`] wraps: a tower service or a legacy [`App`].
+/// The app a [`Middleware`](super::Middleware) wraps: a tower service or a legacy [`App`].
 ///
 /// It is an [`App`] itself: `next.call(environ, start_response)` is the
 /// Python `app(environ, start_response)`. In front of a tower service the
 /// call turns the environ into the service's request, waits for its
 /// response on this thread, gives the status and headers to
 /// `start_response`, and returns a body that pulls the response body (see
-/// [`MiddlewareLayer`] for the exact mapping). A
+/// [`MiddlewareLayer`](super::MiddlewareLayer) for the exact mapping). A
 /// middleware may call it more than once, or not at all.
 #[derive(Clone)]
 pub struct Next {

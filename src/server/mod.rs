@@ -1,4 +1,4 @@
-//! Serving a [`WsgiService`](crate::WsgiService) (or any stack around it)
+//! Serving a [`WsgiService`] (or any stack around it)
 //! over TCP (feature `server`, on by default): hyper-util's auto builder
 //! (HTTP/1 and h2c, or TLS with the `tls` feature), a header read timeout,
 //! client addresses in the environ, and graceful shutdown.
