@@ -135,3 +135,55 @@ impl Iterable for Mapped {
         self.body.close()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::app_fn;
+    use crate::middleware::MiddlewareApp;
+    use crate::test_client::TestClient;
+
+    fn upper_text() -> impl Middleware {
+        map_chunks(|_status, headers| {
+            let text = headers.iter().any(|(_, value)| value == "text/plain");
+            text.then_some(|chunk: Bytes| Bytes::from(chunk.to_ascii_uppercase()))
+        })
+    }
+
+    #[test]
+    fn an_exc_info_call_chooses_the_transform_again() {
+        let app = app_fn(|_environ, start_response| {
+            start_response.start("200 OK", [("Content-Type", "text/html")])?;
+            let write = start_response.start_with_exc_info(
+                "500 Internal Server Error",
+                [("Content-Type", "text/plain")],
+                "failed",
+            )?;
+            write.write("error: ")?;
+            Ok(AppBody::from_chunks(["failed"]))
+        });
+        let response = TestClient::new(MiddlewareApp::new(upper_text(), app))
+            .get("/")
+            .send_blocking();
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.text(), "ERROR: FAILED");
+    }
+
+    #[test]
+    fn a_stale_content_length_is_caught_at_the_edge() {
+        // The transform doubles the body but select kept Content-Length: the
+        // edge cuts the body at the declared length, as for any app.
+        let doubling = map_chunks(|_status, _headers| {
+            Some(|chunk: Bytes| Bytes::from([&chunk[..], &chunk[..]].concat()))
+        });
+        let app = app_fn(|_environ, start_response| {
+            start_response.start("200 OK", [("Content-Length", "2")])?;
+            Ok(AppBody::from_chunks(["ab"]))
+        });
+        let response = TestClient::new(MiddlewareApp::new(doubling, app))
+            .get("/")
+            .send_blocking();
+        assert_eq!(response.header("content-length"), Some("2"));
+        assert_eq!(&response.body()[..], b"ab");
+    }
+}
