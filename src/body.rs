@@ -182,6 +182,25 @@ impl AppBody {
         Self::new(Results(results.into_iter()))
     }
 
+    /// A one-chunk body of a native string's bytes: Python's
+    /// `[text.encode("latin-1")]`, which raises (here: fails) if a char is
+    /// past U+00FF.
+    ///
+    /// ```
+    /// use tower_wsgi::AppBody;
+    ///
+    /// // PATH_INFO of /caf%C3%A9 is "/caf\u{c3}\u{a9}": the client's bytes back.
+    /// let body = AppBody::from_latin1("/caf\u{c3}\u{a9}").unwrap();
+    /// assert_eq!(body.map(Result::unwrap).collect::<Vec<_>>(), [&b"/caf\xc3\xa9"[..]]);
+    /// assert!(AppBody::from_latin1("\u{2603}").is_err());
+    /// ```
+    pub fn from_latin1(text: &str) -> Result<Self, BoxError> {
+        let bytes = crate::latin1::encode(text).ok_or_else(|| {
+            BoxError::from("a latin-1 body holds a char past U+00FF (not a native string)")
+        })?;
+        Ok(Self::from(Bytes::from(bytes.into_owned())))
+    }
+
     /// Runs `hook` when the body is closed, after the inner body's own `close`.
     ///
     /// The hook runs exactly once, even if the inner `close` fails.

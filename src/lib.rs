@@ -10,6 +10,14 @@
 //! `close()` exactly once.
 //!
 //! [`tower`]: https://docs.rs/tower
+//! [`RemoteAddr`]: environ::RemoteAddr
+//! [`Https`]: environ::Https
+//! [`Dispatcher`]: middleware::Dispatcher
+//! [`Middleware`]: middleware::Middleware
+//! [`Next`]: middleware::Next
+//! [`MiddlewareLayer`]: middleware::MiddlewareLayer
+//! [`ProxyFix`]: middleware::ProxyFix
+//! [`Server`]: server::Server
 //!
 //! # Example
 //!
@@ -22,7 +30,7 @@
 //! //     return [b"Hello, " + environ["PATH_INFO"].encode("latin-1")]
 //! fn hello(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
 //!     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
-//!     Ok(format!("Hello, {}", environ.path_info()).into())
+//!     Ok([&b"Hello, "[..], &environ.path_info_bytes()].concat().into())
 //! }
 //!
 //! #[tokio::main]
@@ -205,6 +213,12 @@
 //!     has arrived, or arrives within a small bound, is drained so the next
 //!     pipelined request is answered.
 //!
+//! A middleware may also own the `start_response` and `write` it hands on
+//! ([`StartResponse::from_fn`], [`Writer::from_fn`]) to transform every
+//! chunk, as PEP 3333's Latinator does ([`middleware::map_chunks`] in one
+//! piece), or capture the whole answer to inspect or replace it
+//! ([`middleware::Captured`], [`Next::call_captured`](middleware::Next::call_captured)).
+//!
 //! # Differences from Werkzeug
 //!
 //! The crate ports Werkzeug 1.0.1's `run_wsgi`, and a differential test holds
@@ -325,7 +339,7 @@ mod body;
 pub mod environ;
 mod error;
 mod headers;
-mod latin1;
+pub mod latin1;
 pub mod middleware;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

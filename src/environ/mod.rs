@@ -12,6 +12,7 @@ mod errors;
 mod extensions;
 mod input;
 mod keys;
+mod views;
 
 use build::Received;
 pub(crate) use build::{build, EnvironError, EnvironOptions};

@@ -147,6 +147,11 @@ impl<M: Middleware> MiddlewareLayer<M> {
 
     /// The layer, with the edge's options taken from `builder` (thread pool,
     /// body limit, `Server` token, ...).
+    ///
+    /// The edge's [`connection_policy`](Builder::connection_policy) is the
+    /// one the client's connection follows, for every service behind the
+    /// layer: theirs describes a connection that does not exist, and their
+    /// `Connection` header is dropped.
     pub fn with_builder(middleware: M, builder: Builder) -> Self {
         Self {
             middleware: Arc::new(middleware),

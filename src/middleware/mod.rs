@@ -13,10 +13,15 @@ use crate::environ::Environ;
 use crate::error::BoxError;
 use crate::response::StartResponse;
 
+mod capture;
 mod dispatcher;
 mod layer;
+mod map_chunks;
 mod next;
 mod proxy_fix;
+
+pub use capture::Captured;
+pub use map_chunks::{map_chunks, MapChunks};
 
 pub use dispatcher::Dispatcher;
 pub use layer::{MiddlewareLayer, MiddlewareService};

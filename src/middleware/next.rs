@@ -81,6 +81,14 @@ impl Next {
             NextInner::Service(service) => call_service(&**service, environ, start_response),
         }
     }
+
+    /// Calls the wrapped app or service with a `start_response` of the
+    /// middleware's own and returns its whole answer: see [`Captured`].
+    ///
+    /// [`Captured`]: super::Captured
+    pub fn call_captured(&self, environ: Environ) -> Result<super::Captured, BoxError> {
+        super::Captured::call(self, environ)
+    }
 }
 
 impl App for Next {

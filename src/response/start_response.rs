@@ -23,17 +23,73 @@ use crate::error::{BoxError, Error};
 /// Cheap to clone: an application may call it lazily from its body iterator.
 #[derive(Clone)]
 pub struct StartResponse {
-    responder: Arc<Responder>,
+    sink: Sink,
     map_head: Option<Arc<MapHead>>,
+}
+
+/// Where a `start_response` call goes.
+#[derive(Clone)]
+enum Sink {
+    /// The edge: the response's one set of rules.
+    Responder(Arc<Responder>),
+    /// A `start_response` a middleware owns.
+    Fn(Arc<StartFn>),
 }
 
 /// A middleware's change to the status and headers, innermost first.
 type MapHead = dyn Fn(&mut String, &mut Vec<(String, String)>) + Send + Sync;
 
+/// A `start_response` written by a middleware.
+type StartFn =
+    dyn Fn(&str, Vec<(String, String)>, Option<BoxError>) -> Result<Writer, Error> + Send + Sync;
+
+/// A `write` callable written by a middleware.
+type WriteFn = dyn Fn(Bytes) -> Result<(), Error> + Send + Sync;
+
 impl StartResponse {
     pub(crate) fn new(responder: Arc<Responder>) -> Self {
         Self {
-            responder,
+            sink: Sink::Responder(responder),
+            map_head: None,
+        }
+    }
+
+    /// A `start_response` of the middleware's own: `f` receives the status,
+    /// the headers and `exc_info`, and returns the `write` callable.
+    ///
+    /// This is the Python `def start_latin(status, headers, exc_info=None)`
+    /// a middleware passes to the app it wraps: it usually edits the head,
+    /// calls the `start_response` it was given (with
+    /// [`call`](StartResponse::call), which forwards `exc_info`), and returns
+    /// that [`Writer`] or one of its own ([`Writer::from_fn`]). Nothing is
+    /// checked here: the rules apply once, where the response goes out.
+    ///
+    /// ```
+    /// use tower_wsgi::{Environ, StartResponse, Writer};
+    ///
+    /// // def start_counting(status, headers, exc_info=None):
+    /// //     write = start_response(status, headers, exc_info)
+    /// //     return lambda data: write(data.replace(b"\r\n", b"\n"))
+    /// fn unix_newlines(start_response: StartResponse) -> StartResponse {
+    ///     StartResponse::from_fn(move |status, headers, exc_info| {
+    ///         let write = start_response.call(status, headers, exc_info)?;
+    ///         Ok(Writer::from_fn(move |data| {
+    ///             let text = String::from_utf8_lossy(&data).replace("\r\n", "\n");
+    ///             write.write(text)
+    ///         }))
+    ///     })
+    /// }
+    /// # drop(unix_newlines);
+    /// ```
+    pub fn from_fn<F>(f: F) -> Self
+    where
+        F: Fn(&str, Vec<(String, String)>, Option<BoxError>) -> Result<Writer, Error>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Self {
+            sink: Sink::Fn(Arc::new(f)),
             map_head: None,
         }
     }
@@ -84,7 +140,7 @@ impl StartResponse {
             }),
         };
         Self {
-            responder: self.responder.clone(),
+            sink: self.sink.clone(),
             map_head: Some(map_head),
         }
     }
@@ -100,20 +156,24 @@ impl StartResponse {
         I::Item: Header,
     {
         let headers = headers.into_iter().map(Header::into_pair);
-        match &self.map_head {
-            None => self.responder.start(status, headers, exc_info)?,
-            Some(map_head) => {
-                let mut status = status.to_owned();
-                let mut headers: Vec<(String, String)> = headers
-                    .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
-                    .collect();
-                map_head(&mut status, &mut headers);
-                self.responder.start(&status, headers, exc_info)?;
-            }
+        if let (Sink::Responder(responder), None) = (&self.sink, &self.map_head) {
+            responder.start(status, headers, exc_info)?;
+            return Ok(Writer::to_responder(responder.clone()));
         }
-        Ok(Writer {
-            responder: self.responder.clone(),
-        })
+        let mut status = status.to_owned();
+        let mut headers: Vec<(String, String)> = headers
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        if let Some(map_head) = &self.map_head {
+            map_head(&mut status, &mut headers);
+        }
+        match &self.sink {
+            Sink::Responder(responder) => {
+                responder.start(&status, headers, exc_info)?;
+                Ok(Writer::to_responder(responder.clone()))
+            }
+            Sink::Fn(start) => start(&status, headers, exc_info),
+        }
     }
 
     /// `start_response(status, headers)`: `status` is `"NNN reason"` or
@@ -158,6 +218,23 @@ impl StartResponse {
         I::Item: Header,
     {
         self.start_inner(status.as_ref(), headers, Some(exc_info.into()))
+    }
+
+    /// `start_response(status, headers, exc_info)` with `exc_info` optional:
+    /// how a middleware's own `start_response` forwards the call it received.
+    pub fn call<S, I, K, V>(
+        &self,
+        status: S,
+        headers: I,
+        exc_info: Option<BoxError>,
+    ) -> Result<Writer, Error>
+    where
+        S: AsRef<str>,
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.start_inner(status.as_ref(), headers, exc_info)
     }
 }
 
@@ -206,8 +283,9 @@ impl<'a, K: AsRef<str>, V: AsRef<str>> Header for &'a (K, V) {
 
 /// WSGI's `write` callable, returned by [`StartResponse::start`].
 ///
-/// Only `start_response` hands one out, so writing before the status is set
-/// does not compile:
+/// Only `start_response` hands out one that reaches the client, so writing
+/// before the status is set does not compile; a middleware wraps one with
+/// [`Writer::from_fn`].
 ///
 /// ```compile_fail
 /// let writer = tower_wsgi::Writer { };
@@ -219,15 +297,52 @@ impl<'a, K: AsRef<str>, V: AsRef<str>> Header for &'a (K, V) {
 /// It also implements [`io::Write`].
 #[derive(Clone)]
 pub struct Writer {
-    responder: Arc<Responder>,
+    sink: WriteSink,
+}
+
+#[derive(Clone)]
+enum WriteSink {
+    Responder(Arc<Responder>),
+    Fn(Arc<WriteFn>),
 }
 
 impl Writer {
+    fn to_responder(responder: Arc<Responder>) -> Self {
+        Self {
+            sink: WriteSink::Responder(responder),
+        }
+    }
+
+    /// A `write` callable of the middleware's own, such as PEP 3333's
+    /// `write_latin`: `f` receives every chunk the app writes, and usually
+    /// passes a changed chunk to the [`Writer`] it got from `start_response`.
+    ///
+    /// ```
+    /// use tower_wsgi::Writer;
+    ///
+    /// // def write_upper(data): write(data.upper())
+    /// fn upper(write: Writer) -> Writer {
+    ///     Writer::from_fn(move |data| write.write(data.to_ascii_uppercase()))
+    /// }
+    /// # drop(upper);
+    /// ```
+    pub fn from_fn<F>(f: F) -> Self
+    where
+        F: Fn(Bytes) -> Result<(), Error> + Send + Sync + 'static,
+    {
+        Self {
+            sink: WriteSink::Fn(Arc::new(f)),
+        }
+    }
+
     /// Sends `data` as the next part of the body.
     ///
     /// Empty data sends nothing (the headers stay open to `exc_info`).
     pub fn write(&self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.responder.write(data.into())
+        match &self.sink {
+            WriteSink::Responder(responder) => responder.write(data.into()),
+            WriteSink::Fn(write) => write(data.into()),
+        }
     }
 }
 

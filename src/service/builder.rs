@@ -116,6 +116,35 @@ impl Builder {
 
     /// What happens after a response without `Content-Length` (default:
     /// [`ConnectionPolicy::CloseWithoutLength`], Werkzeug's rule).
+    ///
+    /// The default costs a new connection per response of the most common
+    /// WSGI shape, `return [body]` without `Content-Length`: the client
+    /// reconnects (and with TLS, handshakes) every time.
+    /// [`ConnectionPolicy::KeepAliveChunked`] (gunicorn's rule) sends such
+    /// bodies chunked on HTTP/1.1 and keeps the connection; declaring
+    /// `Content-Length` keeps it under either policy.
+    ///
+    /// Only the outermost edge decides, since the client's connection is
+    /// its: behind a [`MiddlewareLayer`](crate::middleware::MiddlewareLayer)
+    /// the inner services' `Connection` header is dropped as hop-by-hop, so
+    /// the policy of the builder given to
+    /// [`MiddlewareLayer::with_builder`](crate::middleware::MiddlewareLayer::with_builder)
+    /// applies to every route behind it. Services mounted side by side (in
+    /// an axum `Router`) are each an edge: build them from one `Builder`,
+    /// cloned.
+    ///
+    /// ```
+    /// use tower_wsgi::{AppBody, BoxError, Builder, ConnectionPolicy, Environ, StartResponse};
+    ///
+    /// fn app(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+    ///     start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+    ///     Ok("no length".into()) // chunked, and the connection stays open
+    /// }
+    ///
+    /// let edge = Builder::new().connection_policy(ConnectionPolicy::KeepAliveChunked);
+    /// let service = edge.clone().build(app);
+    /// # drop(service);
+    /// ```
     #[must_use]
     pub fn connection_policy(mut self, policy: ConnectionPolicy) -> Self {
         self.options.connection_policy = policy;
