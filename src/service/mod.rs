@@ -165,12 +165,16 @@ where
         }
 
         // Inline, a request body would be read on the worker it waits for.
-        let inline = shared.inline && body.is_end_stream();
-        let body_fault = Arc::new(BodyFault::default());
-        let input = if inline {
-            Input::from_bytes(Bytes::new())
+        let bodiless = body.is_end_stream();
+        let inline = shared.inline && bodiless;
+        // No body (most GETs): nothing to box, read or fail, and nothing
+        // allocated here to be freed on the application thread.
+        let (input, body_fault) = if bodiless {
+            (Input::from_bytes(Bytes::new()), None)
         } else {
-            Input::with_limit(body, shared.max_request_body, body_fault.clone())
+            let fault = Arc::new(BodyFault::default());
+            let input = Input::with_limit(body, shared.max_request_body, fault.clone());
+            (input, Some(fault))
         };
         let (reply, rx) = oneshot::channel();
         let responder = Arc::new(Responder::new(
