@@ -173,28 +173,32 @@ impl Alloc {
     }
 }
 
-/// The `bench_mimalloc` example beside this one, built if it is not there
-/// or older than this binary.
+/// The `bench_mimalloc` example beside this one, built (or found fresh) by
+/// cargo when this one runs under cargo.
 fn mimalloc_server() -> Result<PathBuf, BoxError> {
     let this = std::env::current_exe()?;
     let path = this.with_file_name(format!("bench_mimalloc{}", std::env::consts::EXE_SUFFIX));
-    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(&path) >= modified(&this) && modified(&path).is_some() {
-        return Ok(path);
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let profile: &[&str] = if cfg!(debug_assertions) {
+            &[]
+        } else {
+            &["--release"]
+        };
+        let built = Command::new(cargo)
+            .args(["build", "--quiet", "--example", "bench_mimalloc"])
+            .args(profile)
+            .status()
+            .map_err(|e| format!("could not build the bench_mimalloc example: {e}"))?;
+        if !built.success() {
+            return Err("could not build the bench_mimalloc example".into());
+        }
     }
-    let profile = if cfg!(debug_assertions) {
-        vec![]
-    } else {
-        vec!["--release"]
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let built = Command::new(cargo)
-        .args(["build", "--quiet", "--example", "bench_mimalloc"])
-        .args(profile)
-        .status()
-        .map_err(|e| format!("could not build the bench_mimalloc example: {e}"))?;
-    if !built.success() || !path.exists() {
-        return Err(format!("could not build {}", path.display()).into());
+    if !path.exists() {
+        return Err(format!(
+            "{} is missing: cargo build --release --example bench_mimalloc",
+            path.display()
+        )
+        .into());
     }
     Ok(path)
 }
@@ -362,7 +366,7 @@ impl ServerProcess {
         let mut child = Command::new(exe)
             .args(["serve", mode, "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();

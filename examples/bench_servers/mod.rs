@@ -3,7 +3,8 @@
 //!
 //! Every server, bare hyper's too, runs as `examples/hello.rs` does: a
 //! `tracing_subscriber::fmt` subscriber at `INFO` (`RUST_LOG` overrides it)
-//! on a multi-threaded tokio runtime.
+//! on a multi-threaded tokio runtime. The subscriber writes to stderr, which
+//! the harness sends to `/dev/null`.
 
 use std::convert::Infallible;
 use std::io::Read;
@@ -21,10 +22,13 @@ pub(crate) const STREAM_BYTES: u64 = 1 << 30;
 
 /// `serve MODE ADDR`: prints `listening on ADDR`, then serves until killed.
 pub(crate) fn serve(mode: &str, addr: &str) -> Result<(), BoxError> {
+    // To stderr, which the harness discards: every event is still formatted
+    // and written, as on a terminal, without filling the table.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

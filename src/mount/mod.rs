@@ -123,7 +123,7 @@ where
         if let Some(mount) = mount_point(extensions) {
             request.extensions_mut().insert(mount);
         }
-        if !request.extensions().get::<RemoteAddr>().is_some() {
+        if request.extensions().get::<RemoteAddr>().is_none() {
             if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
                 let addr = *addr;
                 request.extensions_mut().insert(RemoteAddr(addr));

@@ -369,7 +369,7 @@ impl Responder {
                     BodyPlan::Suppressed { .. } => {
                         // From the iterable, the head waits for close() (see finish).
                         if from == ChunkFrom::Write {
-                            self.emit_without_body(&mut guard);
+                            Self::emit_without_body(&mut guard);
                         }
                         Ok(Sent::Discarded)
                     }
@@ -406,7 +406,7 @@ impl Responder {
                     _ => return Err(Stop::App(missing_start(head))),
                 };
                 match plan {
-                    BodyPlan::Suppressed { .. } => self.emit_without_body(&mut guard),
+                    BodyPlan::Suppressed { .. } => Self::emit_without_body(&mut guard),
                     BodyPlan::Stream { content_length } => {
                         match counted.as_mut().and_then(|c| c.held.take()) {
                             Some(held) => self.emit(&mut guard, Some(held), Then::End)?,
@@ -558,7 +558,7 @@ impl Responder {
     }
 
     /// Sends the head of a response that has no body (HEAD, 204, 304).
-    fn emit_without_body(&self, guard: &mut MutexGuard<'_, Phase>) {
+    fn emit_without_body(guard: &mut MutexGuard<'_, Phase>) {
         let Phase::Before {
             reply,
             head: Head::Set(prepared),

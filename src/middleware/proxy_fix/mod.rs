@@ -49,18 +49,18 @@ use crate::response::StartResponse;
 /// # Differences from Werkzeug
 ///
 /// - Every count defaults to 0 (Werkzeug trusts one `X-Forwarded-For` and
-///  one `X-Forwarded-Proto` hop by default): nothing is believed unless asked.
+///   one `X-Forwarded-Proto` hop by default): nothing is believed unless asked.
 /// - Values are checked: an address must be an IP address (with an optional
-///  port, IPv6 in brackets), a scheme `http` or `https`, a host a host name
-///  or IP literal with an optional port, a port digits up to 65535, a prefix
-///  an absolute path. A value that fails is ignored with a log line naming
-///  the header and the value; the request goes on.
+///   port, IPv6 in brackets), a scheme `http` or `https`, a host a host name
+///   or IP literal with an optional port, a port digits up to 65535, a prefix
+///   an absolute path. A value that fails is ignored with a log line naming
+///   the header and the value; the request goes on.
 /// - `REMOTE_PORT` follows the forwarded address: its port when it has one,
-///  otherwise removed (the proxy's port next to the client's address would
-///  be wrong).
+///   otherwise removed (the proxy's port next to the client's address would
+///   be wrong).
 /// - IPv6 hosts (`[::1]:8080`) are split at the right colon.
 /// - Empty list elements (`a,,b`) are skipped, as RFC 9110 asks, so they do
-///  not count as hops.
+///   not count as hops.
 ///
 /// The original values are kept in a [`ProxyFixOrig`] extension
 /// (Werkzeug's `werkzeug.proxy_fix.orig`); the headers stay in the environ.
