@@ -85,7 +85,9 @@ fn a_hello_request_allocates_little_beyond_bare_hyper() {
     println!(
         "allocations per hello request: bare {bare:.2}, tower-wsgi blocking {blocking:.2}, inline {inline:.2}"
     );
-    // The bounds are the counts measured, rounded up: an increase fails here.
+    // The bounds are the counts measured (6 and 7) plus half an allocation
+    // for the pool's own now and then (a thread starting): one more
+    // allocation per request fails here.
     assert!(
         inline - bare <= INLINE_EXTRA,
         "inline adds {}",
@@ -98,5 +100,5 @@ fn a_hello_request_allocates_little_beyond_bare_hyper() {
     );
 }
 
-const INLINE_EXTRA: f64 = 6.0;
-const BLOCKING_EXTRA: f64 = 7.0;
+const INLINE_EXTRA: f64 = 6.5;
+const BLOCKING_EXTRA: f64 = 7.5;
