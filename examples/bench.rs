@@ -2,47 +2,50 @@
 //!
 //! ```text
 //! cargo run --release --example bench            # every workload, prints a table
-//! cargo run --release --example bench -- hello   # only the rows named
+//! cargo run --release --example bench -- hello   # only the groups named
 //! ```
 //!
-//! Each server runs in a child process of its own (this binary with
-//! `serve MODE ADDR`), so its peak RSS (`VmHWM`) and thread count are its
-//! own. Request rates and latencies come from `wrk` (Debian's `wrk` package;
-//! `.ci/run` installs it); byte streams, uploads, the slow reader and the
-//! 10,000 idle connections are driven by this harness over plain sockets.
-//! Where `granian` is on the `PATH` (PyPI), a row shows it serving the
-//! Python original of the hello app.
+//! Groups: `hello headers stream upload slow idle`.
 //!
-//! Environment: `BENCH_SECONDS` (wrk run length, default 10),
-//! `BENCH_SLOW_SECONDS` (slow-reader length, default 20).
+//! Every server runs as users run `examples/hello.rs`: a
+//! `tracing_subscriber::fmt` subscriber at `INFO`, the default blocking
+//! dispatch unless the row says inline, and the system allocator; the same
+//! rows run again on mimalloc (the `bench_mimalloc` example, built on first
+//! use) beside them. Each server runs in a child process of its own (`serve
+//! MODE ADDR`), so its peak RSS (`VmHWM`) and CPU time (user + system, from
+//! `/proc`) are its own. Request rates and latencies come from `wrk`
+//! (Debian's `wrk` package; `.ci/run` installs it); byte streams, uploads,
+//! the slow reader and the 10,000 idle connections are driven by this
+//! harness over plain sockets. Where `granian` is on the `PATH` (PyPI), a
+//! row shows it serving the Python original of the hello app.
+//!
+//! The servers of a group run alternating, round after round, and each
+//! ratio is the median of the per-round ratios against bare hyper on the
+//! same allocator, with their range beside it: on a shared machine the CPU
+//! time per request is the steadiest figure, throughput the noisiest.
+//!
+//! Environment: `BENCH_SECONDS` (each wrk run, default 5), `BENCH_ROUNDS`
+//! (rounds of each group, default 3), `BENCH_SLOW_SECONDS` (slow-reader
+//! length, default 20).
 #![deny(warnings)]
 
-// Every server runs on mimalloc, as production Rust servers commonly do:
-// with blocking dispatch each request's memory is allocated on one thread
-// and freed on another, and glibc's malloc serialises that on its arena
-// locks (measured here: blocking dispatch 0.71x to 0.80x of bare hyper on
-// glibc, 0.93x to 1.01x on mimalloc; bare hyper itself gains nothing).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "bench_servers/mod.rs"]
+mod servers;
 
-use std::convert::Infallible;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Frame, Incoming};
-use tower_wsgi::{AppBody, BoxError, Builder, Environ, StartResponse, WsgiService};
+use servers::{HELLO, STREAM_BYTES};
+use tower_wsgi::BoxError;
 
-const HELLO: &[u8] = b"Hello world";
-const CHUNK: usize = 64 * 1024;
-static CHUNK_BYTES: [u8; CHUNK] = [b'x'; CHUNK];
-const STREAM_BYTES: u64 = 1 << 30;
 const UPLOAD_BYTES: u64 = 256 << 20;
 const IDLE_CONNECTIONS: usize = 10_000;
+/// Headers of the many-headers request, `Host` and `Cookie` included.
+const MANY_HEADERS: usize = 50;
+const COOKIE_BYTES: usize = 4096;
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,86 +53,100 @@ fn main() -> Result<(), BoxError> {
         let (Some(mode), Some(addr)) = (args.get(1), args.get(2)) else {
             return Err("usage: bench serve MODE ADDR".into());
         };
-        return serve(mode, addr);
+        return servers::serve(mode, addr);
     }
     let only: Vec<&str> = args.iter().map(String::as_str).collect();
     let wanted = |group: &str| only.is_empty() || only.contains(&group);
-    let seconds = env_u64("BENCH_SECONDS", 10);
+    let bench = Bench {
+        seconds: env_u64("BENCH_SECONDS", 5),
+        rounds: env_u64("BENCH_ROUNDS", 3).max(1) as usize,
+        mimalloc: mimalloc_server()?,
+    };
     let mut table = Table::default();
     println!("{}", machine());
+    println!(
+        "each wrk run {} s (-t1 -c64), {} rounds alternating; ratios: median of the per-round ratios [range]",
+        bench.seconds, bench.rounds
+    );
 
     if wanted("hello") {
-        let bare = hello_row(&mut table, "bare hyper", "bare-hello", None, seconds)?;
-        hello_row(
-            &mut table,
-            "hyper + spawn_blocking per request (naive)",
-            "spawn-blocking-hello",
-            Some(&bare),
-            seconds,
-        )?;
-        hello_row(
-            &mut table,
-            "tower-wsgi, blocking dispatch",
-            "wsgi-hello",
-            Some(&bare),
-            seconds,
-        )?;
-        hello_row(
-            &mut table,
-            "tower-wsgi, inline dispatch",
-            "wsgi-inline-hello",
-            Some(&bare),
-            seconds,
-        )?;
-        granian_row(&mut table, &bare, seconds)?;
+        let rows = [
+            ("bare hyper", System, "bare-hello"),
+            (
+                "hyper + spawn_blocking per request (naive)",
+                System,
+                "spawn-blocking-hello",
+            ),
+            ("tower-wsgi, blocking dispatch", System, "wsgi-hello"),
+            ("tower-wsgi, inline dispatch", System, "wsgi-inline-hello"),
+            ("bare hyper", Mimalloc, "bare-hello"),
+            ("tower-wsgi, blocking dispatch", Mimalloc, "wsgi-hello"),
+            ("tower-wsgi, inline dispatch", Mimalloc, "wsgi-inline-hello"),
+        ];
+        let bare_rate = bench.load_rows(&mut table, &rows, &[])?;
+        granian_row(&mut table, bare_rate, bench.seconds)?;
+    }
+    if wanted("headers") {
+        let name = "50 headers + 4 KiB cookie";
+        let rows = [
+            (&*format!("bare hyper, {name}"), System, "bare-headers"),
+            (&*format!("tower-wsgi, {name}"), System, "wsgi-headers"),
+            (&*format!("bare hyper, {name}"), Mimalloc, "bare-headers"),
+            (&*format!("tower-wsgi, {name}"), Mimalloc, "wsgi-headers"),
+        ];
+        bench.load_rows(&mut table, &rows, &many_headers())?;
     }
     if wanted("stream") {
-        transfer_rows(
-            &mut table,
-            ("bare hyper, 1 GiB stream", "bare-stream"),
-            ("tower-wsgi, 1 GiB stream", "wsgi-stream"),
-            STREAM_BYTES,
-            |addr| Ok(fetch_stream(addr)?.1),
-        )?;
+        let rows = [
+            ("bare hyper, 1 GiB stream", System, "bare-stream"),
+            ("tower-wsgi, 1 GiB stream", System, "wsgi-stream"),
+            ("bare hyper, 1 GiB stream", Mimalloc, "bare-stream"),
+            ("tower-wsgi, 1 GiB stream", Mimalloc, "wsgi-stream"),
+        ];
+        bench.transfer_rows(&mut table, &rows, STREAM_BYTES, |addr| {
+            Ok(fetch_stream(addr)?.1)
+        })?;
+    }
+    if wanted("upload") {
+        let rows = [
+            ("bare hyper, 256 MiB upload", System, "bare-upload"),
+            (
+                "tower-wsgi, 256 MiB upload (wsgi.input)",
+                System,
+                "wsgi-upload",
+            ),
+            ("bare hyper, 256 MiB upload", Mimalloc, "bare-upload"),
+            (
+                "tower-wsgi, 256 MiB upload (wsgi.input)",
+                Mimalloc,
+                "wsgi-upload",
+            ),
+        ];
+        bench.transfer_rows(&mut table, &rows, UPLOAD_BYTES, upload_once)?;
     }
     if wanted("slow") {
         let secs = env_u64("BENCH_SLOW_SECONDS", 20);
-        slow_row(
-            &mut table,
-            "bare hyper, slow reader 1 MiB/s",
-            "bare-stream",
-            secs,
-        )?;
-        slow_row(
-            &mut table,
-            "tower-wsgi, slow reader 1 MiB/s",
-            "wsgi-stream",
-            secs,
-        )?;
-    }
-    if wanted("upload") {
-        transfer_rows(
-            &mut table,
-            ("bare hyper, 256 MiB upload", "bare-upload"),
-            ("tower-wsgi, 256 MiB upload (wsgi.input)", "wsgi-upload"),
-            UPLOAD_BYTES,
-            upload_once,
-        )?;
+        for (name, mode) in [
+            ("bare hyper, slow reader 1 MiB/s", "bare-stream"),
+            ("tower-wsgi, slow reader 1 MiB/s", "wsgi-stream"),
+        ] {
+            slow_row(&mut table, name, &bench.start(System, mode)?, secs)?;
+        }
     }
     if wanted("idle") {
-        let seconds = seconds.min(10);
+        let seconds = bench.seconds.min(10);
         let bare = idle_row(
             &mut table,
             "bare hyper, 10k idle keep-alive + load",
-            "bare-hello",
+            &bench.start(System, "bare-hello")?,
             None,
             seconds,
         )?;
         idle_row(
             &mut table,
             "tower-wsgi, 10k idle keep-alive + load",
-            "wsgi-hello",
-            Some(&bare),
+            &bench.start(System, "wsgi-hello")?,
+            Some(bare),
             seconds,
         )?;
     }
@@ -139,144 +156,204 @@ fn main() -> Result<(), BoxError> {
 
 // ---------------------------------------------------------------- servers
 
-fn serve(mode: &str, addr: &str) -> Result<(), BoxError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        // The idle row holds 10,000 connections open, some silent for long on
-        // a loaded machine: past the default connection limit and idle timeout.
-        let server = tower_wsgi::server::Server::bind(addr)
-            .await?
-            .max_connections(2 * IDLE_CONNECTIONS)
-            .idle_timeout(Duration::from_secs(3600));
-        let addr = server.local_addr()?;
-        println!("listening on {addr}");
-        match mode {
-            "bare-hello" => server.serve(tower::service_fn(bare_hello)).await?,
-            "spawn-blocking-hello" => {
-                server
-                    .serve(tower::service_fn(spawn_blocking_hello))
-                    .await?
+/// The allocator a server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Alloc {
+    System,
+    Mimalloc,
+}
+use Alloc::{Mimalloc, System};
+
+impl Alloc {
+    fn name(self) -> &'static str {
+        match self {
+            System => "system",
+            Mimalloc => "mimalloc",
+        }
+    }
+}
+
+/// The `bench_mimalloc` example beside this one, built (or found fresh) by
+/// cargo when this one runs under cargo.
+fn mimalloc_server() -> Result<PathBuf, BoxError> {
+    let this = std::env::current_exe()?;
+    let path = this.with_file_name(format!("bench_mimalloc{}", std::env::consts::EXE_SUFFIX));
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let profile: &[&str] = if cfg!(debug_assertions) {
+            &[]
+        } else {
+            &["--release"]
+        };
+        let built = Command::new(cargo)
+            .args(["build", "--quiet", "--example", "bench_mimalloc"])
+            .args(profile)
+            .status()
+            .map_err(|e| format!("could not build the bench_mimalloc example: {e}"))?;
+        if !built.success() {
+            return Err("could not build the bench_mimalloc example".into());
+        }
+    }
+    if !path.exists() {
+        return Err(format!(
+            "{} is missing: cargo build --release --example bench_mimalloc",
+            path.display()
+        )
+        .into());
+    }
+    Ok(path)
+}
+
+struct Bench {
+    seconds: u64,
+    rounds: usize,
+    mimalloc: PathBuf,
+}
+
+impl Bench {
+    fn start(&self, alloc: Alloc, mode: &str) -> Result<ServerProcess, BoxError> {
+        let exe = match alloc {
+            System => std::env::current_exe()?,
+            Mimalloc => self.mimalloc.clone(),
+        };
+        ServerProcess::start(&exe, mode)
+    }
+
+    /// wrk against every server of `rows`, alternating for `rounds`; each
+    /// row's ratios are against the first row on the same allocator.
+    /// Returns the system allocator's bare-hyper median rate.
+    fn load_rows(
+        &self,
+        table: &mut Table,
+        rows: &[(&str, Alloc, &str)],
+        headers: &[String],
+    ) -> Result<f64, BoxError> {
+        let servers = rows
+            .iter()
+            .map(|&(_, alloc, mode)| self.start(alloc, mode))
+            .collect::<Result<Vec<_>, _>>()?;
+        for server in &servers {
+            check_ok(server.addr, headers)?;
+            wrk(server.addr, 64, 1, headers)?; // warm-up
+        }
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); servers.len()];
+        for round in 0..self.rounds {
+            for (server, samples) in servers.iter().zip(&mut samples) {
+                let cpu = server.cpu_seconds();
+                let load = wrk(server.addr, 64, self.seconds, headers)?;
+                let cpu = server.cpu_seconds() - cpu;
+                samples.push(Sample {
+                    rate: load.requests_per_sec,
+                    p50_ms: load.p50_ms,
+                    p99_ms: load.p99_ms,
+                    cpu_us: cpu * 1e6 / load.requests.max(1) as f64,
+                    errors: load.errors,
+                });
             }
-            "wsgi-hello" => server.serve(WsgiService::new(hello)).await?,
-            "wsgi-inline-hello" => {
-                server
-                    .serve(Builder::new().inline(true).build(hello))
-                    .await?
+            eprintln!("  round {} of {} done", round + 1, self.rounds);
+        }
+        let mut system_bare_rate = 0.0;
+        for (i, (&(name, alloc, _), server)) in rows.iter().zip(&servers).enumerate() {
+            let base = rows
+                .iter()
+                .position(|&(_, a, _)| a == alloc)
+                .expect("the row itself");
+            let mine = &samples[i];
+            let errors: u64 = mine.iter().map(|s| s.errors).sum();
+            let rate = median(mine.iter().map(|s| s.rate));
+            if base == i && alloc == System {
+                system_bare_rate = rate;
             }
-            "bare-stream" => server.serve(tower::service_fn(bare_stream)).await?,
-            "wsgi-stream" => server.serve(WsgiService::new(stream)).await?,
-            "bare-upload" => server.serve(tower::service_fn(bare_upload)).await?,
-            "wsgi-upload" => server.serve(WsgiService::new(upload)).await?,
-            other => return Err(format!("unknown mode {other}").into()),
+            let ratios = (base != i).then(|| {
+                let theirs = &samples[base];
+                let per_round = |f: fn(&Sample) -> f64| {
+                    Spread::of(mine.iter().zip(theirs).map(|(m, t)| f(m) / f(t)))
+                };
+                Ratios {
+                    rate: per_round(|s| s.rate),
+                    cpu: per_round(|s| s.cpu_us),
+                    p99: per_round(|s| s.p99_ms),
+                }
+            });
+            table.push(Row {
+                workload: name.to_owned(),
+                alloc,
+                rate: format!("{rate:.0} req/s"),
+                p50: format!("{:.2} ms", median(mine.iter().map(|s| s.p50_ms))),
+                p99: format!("{:.2} ms", median(mine.iter().map(|s| s.p99_ms))),
+                cpu: format!("{:.1} us", median(mine.iter().map(|s| s.cpu_us))),
+                peak_rss: server.peak_rss(),
+                ratios,
+                note: errors_note(errors),
+            });
+        }
+        Ok(system_bare_rate)
+    }
+
+    /// Times transfers of `bytes` against every server of `rows`,
+    /// alternating, after a warm-up round; medians of `max(rounds, 5)`.
+    fn transfer_rows(
+        &self,
+        table: &mut Table,
+        rows: &[(&str, Alloc, &str)],
+        bytes: u64,
+        once: impl Fn(SocketAddr) -> Result<Duration, BoxError>,
+    ) -> Result<(), BoxError> {
+        let servers = rows
+            .iter()
+            .map(|&(_, alloc, mode)| self.start(alloc, mode))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rounds = self.rounds.max(5);
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); servers.len()];
+        for round in 0..=rounds {
+            for (server, samples) in servers.iter().zip(&mut samples) {
+                let cpu = server.cpu_seconds();
+                let took = once(server.addr)?.as_secs_f64();
+                let cpu = server.cpu_seconds() - cpu;
+                // The first round warms up.
+                if round > 0 {
+                    samples.push(Sample {
+                        rate: bytes as f64 / took,
+                        cpu_us: cpu * 1e6,
+                        ..Sample::default()
+                    });
+                }
+            }
+        }
+        for (i, (&(name, alloc, _), server)) in rows.iter().zip(&servers).enumerate() {
+            let base = rows
+                .iter()
+                .position(|&(_, a, _)| a == alloc)
+                .expect("the row itself");
+            let mine = &samples[i];
+            let ratios = (base != i).then(|| {
+                let theirs = &samples[base];
+                let per_round = |f: fn(&Sample) -> f64| {
+                    Spread::of(mine.iter().zip(theirs).map(|(m, t)| f(m) / f(t)))
+                };
+                Ratios {
+                    rate: per_round(|s| s.rate),
+                    cpu: per_round(|s| s.cpu_us),
+                    p99: Spread::default(),
+                }
+            });
+            table.push(Row {
+                workload: name.to_owned(),
+                alloc,
+                rate: format!(
+                    "{:.2} GiB/s",
+                    median(mine.iter().map(|s| s.rate)) / (1u64 << 30) as f64
+                ),
+                p50: String::new(),
+                p99: String::new(),
+                cpu: format!("{:.0} ms", median(mine.iter().map(|s| s.cpu_us)) / 1000.0),
+                peak_rss: server.peak_rss(),
+                ratios,
+                note: format!("median of {rounds}, per transfer"),
+            });
         }
         Ok(())
-    })
-}
-
-fn hello_response() -> Response<Full<Bytes>> {
-    Response::builder()
-        .header("content-type", "text/plain")
-        .body(Full::new(Bytes::from_static(HELLO)))
-        .expect("static response")
-}
-
-async fn bare_hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(hello_response())
-}
-
-async fn spawn_blocking_hello(
-    _req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(tokio::task::spawn_blocking(hello_response)
-        .await
-        .expect("the closure does not panic"))
-}
-
-// def hello(environ, start_response):
-//     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "11")])
-//     return [b"Hello world"]
-fn hello(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
-    start_response.start(
-        "200 OK",
-        [("Content-Type", "text/plain"), ("Content-Length", "11")],
-    )?;
-    Ok(AppBody::from(Bytes::from_static(HELLO)))
-}
-
-fn chunks() -> impl Iterator<Item = Bytes> {
-    (0..STREAM_BYTES / CHUNK as u64).map(|_| Bytes::from_static(&CHUNK_BYTES))
-}
-
-async fn bare_stream(_req: Request<Incoming>) -> Result<Response<Chunks>, Infallible> {
-    Ok(Response::builder()
-        .header("content-length", STREAM_BYTES)
-        .body(Chunks {
-            left: STREAM_BYTES / CHUNK as u64,
-        })
-        .expect("static response"))
-}
-
-/// The bare hyper side of the stream: the same chunks, as an `http_body::Body`.
-struct Chunks {
-    left: u64,
-}
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.left == 0 {
-            return std::task::Poll::Ready(None);
-        }
-        self.left -= 1;
-        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK_BYTES)))))
     }
 }
-
-fn stream(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
-    start_response.start(
-        "200 OK",
-        [
-            ("Content-Type", "application/octet-stream".to_owned()),
-            ("Content-Length", STREAM_BYTES.to_string()),
-        ],
-    )?;
-    Ok(AppBody::from_chunks(chunks()))
-}
-
-async fn bare_upload(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut body = req.into_body();
-    let mut received = 0u64;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => received += frame.data_ref().map_or(0, |d| d.len() as u64),
-            Err(_) => break,
-        }
-    }
-    Ok(Response::new(Full::new(Bytes::from(received.to_string()))))
-}
-
-fn upload(mut environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
-    let mut buf = vec![0; CHUNK];
-    let mut received = 0u64;
-    loop {
-        match environ.input().read(&mut buf)? {
-            0 => break,
-            n => received += n as u64,
-        }
-    }
-    let body = received.to_string();
-    start_response.start("200 OK", [("Content-Length", body.len().to_string())])?;
-    Ok(body.into())
-}
-
-// ---------------------------------------------------------------- harness
 
 /// A server in a child process.
 struct ServerProcess {
@@ -285,11 +362,11 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(mode: &str) -> Result<Self, BoxError> {
-        let mut child = Command::new(std::env::current_exe()?)
+    fn start(exe: &PathBuf, mode: &str) -> Result<Self, BoxError> {
+        let mut child = Command::new(exe)
             .args(["serve", mode, "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
@@ -318,6 +395,22 @@ impl ServerProcess {
     fn threads(&self) -> u64 {
         self.status_field("Threads:")
     }
+
+    /// User plus system time of every thread so far, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): utime and
+        // stime are the 12th and 13th, in clock ticks.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: u64 = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|t| t.parse::<u64>().ok())
+            .sum();
+        ticks as f64 / clock_ticks()
+    }
 }
 
 impl Drop for ServerProcess {
@@ -325,6 +418,19 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on Linux).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 fn proc_status_field(pid: u32, field: &str) -> u64 {
@@ -342,24 +448,47 @@ fn proc_status_field(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+// ---------------------------------------------------------------- load
+
 /// One wrk run.
 #[derive(Clone, Debug, Default)]
 struct Load {
     requests_per_sec: f64,
+    requests: u64,
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
 }
 
-fn wrk(addr: SocketAddr, connections: usize, seconds: u64) -> Result<Load, BoxError> {
-    let output = Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            &format!("http://{addr}/"),
-        ])
+/// One measurement of one server.
+#[derive(Clone, Debug, Default)]
+struct Sample {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Server CPU time per request (per transfer for streams), in µs.
+    cpu_us: f64,
+    errors: u64,
+}
+
+fn wrk(
+    addr: SocketAddr,
+    connections: usize,
+    seconds: u64,
+    headers: &[String],
+) -> Result<Load, BoxError> {
+    let mut command = Command::new("wrk");
+    command.args([
+        "-t1",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let output = command
+        .arg(format!("http://{addr}/"))
         .output()
         .map_err(|e| format!("could not run wrk (apt-get install wrk): {e}"))?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -368,6 +497,8 @@ fn wrk(addr: SocketAddr, connections: usize, seconds: u64) -> Result<Load, BoxEr
         let line = line.trim();
         if let Some(rate) = line.strip_prefix("Requests/sec:") {
             load.requests_per_sec = rate.trim().parse()?;
+        } else if let Some((n, _)) = line.split_once(" requests in ") {
+            load.requests = n.trim().parse()?;
         } else if let Some(p) = line.strip_prefix("50%") {
             load.p50_ms = parse_duration_ms(p.trim())?;
         } else if let Some(p) = line.strip_prefix("99%") {
@@ -402,43 +533,16 @@ fn parse_duration_ms(text: &str) -> Result<f64, BoxError> {
     })
 }
 
-fn hello_row(
-    table: &mut Table,
-    name: &str,
-    mode: &str,
-    bare: Option<&Load>,
-    seconds: u64,
-) -> Result<Load, BoxError> {
-    let server = ServerProcess::start(mode)?;
-    hello_load_row(table, name, &server, bare, seconds)
-}
-
-fn hello_load_row(
-    table: &mut Table,
-    name: &str,
-    server: &ServerProcess,
-    bare: Option<&Load>,
-    seconds: u64,
-) -> Result<Load, BoxError> {
-    check_hello(server.addr)?;
-    wrk(server.addr, 64, 2)?; // warm-up
-    let load = wrk(server.addr, 64, seconds)?;
-    table.push(Row {
-        workload: name.to_owned(),
-        rate: format!("{:.0} req/s", load.requests_per_sec),
-        p50: format!("{:.2} ms", load.p50_ms),
-        p99: format!("{:.2} ms", load.p99_ms),
-        peak_rss: server.peak_rss(),
-        ratio: bare.map(|bare| {
-            format!(
-                "{:.2}x (p99 {:.2}x)",
-                load.requests_per_sec / bare.requests_per_sec,
-                load.p99_ms / bare.p99_ms
-            )
-        }),
-        note: errors_note(load.errors),
-    });
-    Ok(load)
+/// The many-headers request's headers besides `Host` (wrk adds it).
+fn many_headers() -> Vec<String> {
+    let mut headers: Vec<String> = (0..MANY_HEADERS - 2)
+        .map(|i| format!("X-Bench-Header-{i}: value-{i}-of-a-realistic-length"))
+        .collect();
+    let cookie: String = (0..COOKIE_BYTES / 16)
+        .map(|i| format!("c{i:04}=0123456789;"))
+        .collect();
+    headers.push(format!("Cookie: {}", &cookie[..COOKIE_BYTES]));
+    headers
 }
 
 fn errors_note(errors: u64) -> String {
@@ -449,19 +553,30 @@ fn errors_note(errors: u64) -> String {
     }
 }
 
-/// One request on a fresh connection: the server answers the hello.
-fn check_hello(addr: SocketAddr) -> Result<(), BoxError> {
+/// One request on a fresh connection: the server answers 200.
+fn check_ok(addr: SocketAddr, headers: &[String]) -> Result<(), BoxError> {
     let mut conn = TcpStream::connect(addr)?;
-    conn.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+    let mut request = String::from("GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    conn.write_all(request.as_bytes())?;
     let mut response = Vec::new();
     conn.read_to_end(&mut response)?;
-    if !response.starts_with(b"HTTP/1.1 200") || !response.ends_with(HELLO) {
+    let expected = if headers.is_empty() {
+        HELLO.to_vec()
+    } else {
+        COOKIE_BYTES.to_string().into_bytes()
+    };
+    if !response.starts_with(b"HTTP/1.1 200") || !response.ends_with(&expected) {
         return Err(format!("unexpected answer: {}", String::from_utf8_lossy(&response)).into());
     }
     Ok(())
 }
 
-fn granian_row(table: &mut Table, bare: &Load, seconds: u64) -> Result<(), BoxError> {
+fn granian_row(table: &mut Table, bare_rate: f64, seconds: u64) -> Result<(), BoxError> {
     let dir = std::env::temp_dir().join("tower-wsgi-bench-granian");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(
@@ -498,13 +613,23 @@ fn granian_row(table: &mut Table, bare: &Load, seconds: u64) -> Result<(), BoxEr
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    hello_load_row(
-        table,
-        "Granian (Python WSGI, 1 worker)",
-        &server,
-        Some(bare),
-        seconds,
-    )?;
+    check_ok(addr, &[])?;
+    wrk(addr, 64, 1, &[])?;
+    let load = wrk(addr, 64, seconds, &[])?;
+    table.push(Row {
+        workload: "Granian (Python WSGI, 1 worker)".to_owned(),
+        alloc: System,
+        rate: format!("{:.0} req/s", load.requests_per_sec),
+        p50: format!("{:.2} ms", load.p50_ms),
+        p99: format!("{:.2} ms", load.p99_ms),
+        cpu: String::new(),
+        peak_rss: server.peak_rss(),
+        ratios: None,
+        note: format!(
+            "one run after the others: {:.2}x of bare hyper's median",
+            load.requests_per_sec / bare_rate
+        ),
+    });
     Ok(())
 }
 
@@ -559,52 +684,12 @@ fn content_length(head: &str) -> Result<u64, BoxError> {
         .ok_or_else(|| format!("no Content-Length in {head}").into())
 }
 
-/// Times one transfer of `bytes` against bare hyper and against tower-wsgi,
-/// alternating between the two servers so both see the same machine, and
-/// keeps the best of five each.
-fn transfer_rows(
+fn slow_row(
     table: &mut Table,
-    (bare_name, bare_mode): (&str, &str),
-    (wsgi_name, wsgi_mode): (&str, &str),
-    bytes: u64,
-    once: impl Fn(SocketAddr) -> Result<Duration, BoxError>,
+    name: &str,
+    server: &ServerProcess,
+    seconds: u64,
 ) -> Result<(), BoxError> {
-    let servers = [
-        ServerProcess::start(bare_mode)?,
-        ServerProcess::start(wsgi_mode)?,
-    ];
-    let mut best = [f64::MAX; 2];
-    for round in 0..6 {
-        for (server, best) in servers.iter().zip(&mut best) {
-            let took = once(server.addr)?.as_secs_f64();
-            // The first round warms up.
-            if round > 0 {
-                *best = best.min(took);
-            }
-        }
-    }
-    let rates = best.map(|took| bytes as f64 / took);
-    for (i, (server, name)) in servers.iter().zip([bare_name, wsgi_name]).enumerate() {
-        let rate = rates[i];
-        let ratio = match i {
-            0 => "baseline".to_owned(),
-            _ => format!("{:.2}x", rate / rates[0]),
-        };
-        table.push(Row {
-            workload: name.to_owned(),
-            rate: format!("{:.2} GiB/s", rate / (1u64 << 30) as f64),
-            p50: String::new(),
-            p99: String::new(),
-            peak_rss: server.peak_rss(),
-            ratio: Some(ratio),
-            note: "best of 5, runs alternating with the other server".to_owned(),
-        });
-    }
-    Ok(())
-}
-
-fn slow_row(table: &mut Table, name: &str, mode: &str, seconds: u64) -> Result<(), BoxError> {
-    let server = ServerProcess::start(mode)?;
     let mut conn = TcpStream::connect(server.addr)?;
     conn.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")?;
     read_head(&mut conn)?;
@@ -631,12 +716,14 @@ fn slow_row(table: &mut Table, name: &str, mode: &str, seconds: u64) -> Result<(
     let max = samples.iter().copied().max().unwrap_or(0);
     table.push(Row {
         workload: name.to_owned(),
+        alloc: System,
         rate: "1.00 MiB/s".to_owned(),
         p50: String::new(),
         p99: String::new(),
+        cpu: String::new(),
         peak_rss: server.peak_rss(),
         // Memory over time is the measure here, not speed.
-        ratio: Some("n/a".to_owned()),
+        ratios: None,
         note: format!(
             "RSS {} after 2 s, {} after {seconds} s (max {})",
             mib(first),
@@ -658,12 +745,10 @@ fn upload_once(addr: SocketAddr) -> Result<Duration, BoxError> {
     for _ in 0..UPLOAD_BYTES / block.len() as u64 {
         conn.write_all(&block)?;
     }
-    let (head, mut have) = read_head(&mut conn)?;
+    let (head, have) = read_head(&mut conn)?;
     let length = content_length(&head)?;
-    let mut rest = vec![0; (length - have) as usize];
+    let mut rest = vec![0; length.saturating_sub(have) as usize];
     conn.read_exact(&mut rest)?;
-    have += rest.len() as u64;
-    let _ = have;
     let took = started.elapsed();
     if !head.starts_with("HTTP/1.1 200") {
         return Err(format!("upload answered {head}").into());
@@ -674,11 +759,10 @@ fn upload_once(addr: SocketAddr) -> Result<Duration, BoxError> {
 fn idle_row(
     table: &mut Table,
     name: &str,
-    mode: &str,
-    bare: Option<&Load>,
+    server: &ServerProcess,
+    bare: Option<f64>,
     seconds: u64,
-) -> Result<Load, BoxError> {
-    let server = ServerProcess::start(mode)?;
+) -> Result<f64, BoxError> {
     let request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
     let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
     let mut failed = 0u64;
@@ -691,26 +775,29 @@ fn idle_row(
     // One request on each, so every connection is a served keep-alive one.
     failed += round_trip_all(&mut idle, request);
     let threads_idle = server.threads();
-    let load = wrk(server.addr, 64, seconds)?;
+    let load = wrk(server.addr, 64, seconds, &[])?;
     let threads_loaded = server.threads();
     failed += round_trip_all(&mut idle, request);
     table.push(Row {
         workload: name.to_owned(),
+        alloc: System,
         rate: format!("{:.0} req/s", load.requests_per_sec),
         p50: format!("{:.2} ms", load.p50_ms),
         p99: format!("{:.2} ms", load.p99_ms),
+        cpu: String::new(),
         peak_rss: server.peak_rss(),
-        ratio: Some(bare.map_or_else(
-            || "baseline".to_owned(),
-            |bare| format!("{:.2}x", load.requests_per_sec / bare.requests_per_sec),
-        )),
+        ratios: None,
         note: format!(
-            "{} connections, {} failed; threads {threads_idle} idle, {threads_loaded} under load",
+            "{}{} connections, {} failed; threads {threads_idle} idle, {threads_loaded} under load",
+            bare.map_or_else(String::new, |bare| format!(
+                "one run: {:.2}x; ",
+                load.requests_per_sec / bare
+            )),
             idle.len(),
             failed + load.errors
         ),
     });
-    Ok(load)
+    Ok(load.requests_per_sec)
 }
 
 /// Sends `request` on every connection and reads the answer, 64 connections
@@ -742,13 +829,61 @@ fn round_trip_all(conns: &mut [TcpStream], request: &[u8]) -> u64 {
 
 // ---------------------------------------------------------------- table
 
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// The median of per-round ratios and their range.
+#[derive(Clone, Copy, Debug, Default)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(ratios: impl Iterator<Item = f64>) -> Self {
+        let ratios: Vec<f64> = ratios.collect();
+        Self {
+            median: median(ratios.iter().copied()),
+            min: ratios.iter().copied().fold(f64::MAX, f64::min),
+            max: ratios.iter().copied().fold(f64::MIN, f64::max),
+        }
+    }
+
+    fn show(self) -> String {
+        if self.median == 0.0 {
+            return String::new();
+        }
+        if self.min == self.max {
+            return format!("{:.2}x", self.median);
+        }
+        format!("{:.2}x [{:.2}-{:.2}]", self.median, self.min, self.max)
+    }
+}
+
+struct Ratios {
+    rate: Spread,
+    cpu: Spread,
+    p99: Spread,
+}
+
 struct Row {
     workload: String,
+    alloc: Alloc,
     rate: String,
     p50: String,
     p99: String,
+    /// Server CPU time per request (per transfer for streams).
+    cpu: String,
     peak_rss: u64,
-    ratio: Option<String>,
+    ratios: Option<Ratios>,
     note: String,
 }
 
@@ -760,10 +895,13 @@ struct Table {
 impl Table {
     fn push(&mut self, row: Row) {
         eprintln!(
-            "  {}: {} {} {}",
+            "  {} ({}): {} {} {}",
             row.workload,
+            row.alloc.name(),
             row.rate,
-            row.ratio.as_deref().unwrap_or(""),
+            row.ratios
+                .as_ref()
+                .map_or_else(String::new, |r| r.rate.show()),
             row.note
         );
         self.rows.push(row);
@@ -771,17 +909,30 @@ impl Table {
 
     fn print(&self) {
         println!();
-        println!("| workload | throughput | p50 | p99 | peak RSS | vs bare hyper | notes |");
-        println!("|---|---:|---:|---:|---:|---:|---|");
+        println!("| workload | allocator | throughput | p50 | p99 | server CPU | peak RSS | throughput vs bare | CPU vs bare | p99 vs bare | notes |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         for row in &self.rows {
+            let (rate, cpu, p99) = row.ratios.as_ref().map_or_else(
+                || ("baseline".to_owned(), String::new(), String::new()),
+                |r| (r.rate.show(), r.cpu.show(), r.p99.show()),
+            );
+            let (rate, cpu, p99) = if row.cpu.is_empty() && row.ratios.is_none() {
+                (String::new(), String::new(), String::new())
+            } else {
+                (rate, cpu, p99)
+            };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.workload,
+                row.alloc.name(),
                 row.rate,
                 row.p50,
                 row.p99,
+                row.cpu,
                 mib(row.peak_rss),
-                row.ratio.as_deref().unwrap_or("baseline"),
+                rate,
+                cpu,
+                p99,
                 row.note
             );
         }
@@ -809,5 +960,5 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("machine: {cpu}, {cores} cores; servers (mimalloc) and load generator share them")
+    format!("machine: {cpu}, {cores} cores; servers and load generator share them")
 }

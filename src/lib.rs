@@ -313,12 +313,18 @@
 //!
 //! # Observability
 //!
-//! Each request runs in a `tracing` span named `wsgi` with `method` and `uri`;
-//! `status`, `bytes_sent` and `duration_ms` are recorded on it as the
-//! response ends, with a `DEBUG` event "response sent", a `WARN` event
-//! "response aborted" naming the cause chain, or an `INFO` event when the
-//! client went away first. Application errors are logged with their cause
-//! chain, and `wsgi.errors` writes go to the target `tower_wsgi::errors`.
+//! Each request runs in a `DEBUG` span named `wsgi` with `method` and `uri`
+//! (the level tower-http's `TraceLayer` gives its spans); `status`,
+//! `bytes_sent` and `duration_ms` are recorded on it as the response ends,
+//! with a `DEBUG` event "response sent", a `WARN` event "response aborted"
+//! naming the cause chain, or an `INFO` event when the client went away
+//! first. Application errors are logged at `ERROR` with their cause chain,
+//! and `wsgi.errors` writes go to the target `tower_wsgi::errors`.
+//!
+//! Under the usual `INFO` filter a request that goes well costs nothing in
+//! `tracing`: no span is created and nothing is formatted. The warnings and
+//! errors still go out, without the span around them; to see every request
+//! with its span, enable `DEBUG` for the crate (`RUST_LOG=info,tower_wsgi=debug`).
 //!
 //! # Cancel safety
 //!

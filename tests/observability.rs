@@ -1,15 +1,19 @@
 //! The `tracing` record of each request: one span with method, target,
 //! status, bytes sent and duration; an event for how the response ended.
+//! The span is `DEBUG`: under an `INFO` subscriber a request that goes well
+//! leaves nothing, while aborts and errors are still logged.
 #![deny(warnings)]
 #![cfg(feature = "server")]
 
 mod support;
 
 use std::io::Read;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tower_wsgi::{app_fn, AppBody, BoxError, Environ, StartResponse, WsgiService};
+use tower_wsgi::test_client::TestClient;
+use tower_wsgi::{app_fn, AppBody, BoxError, Builder, Environ, StartResponse, WsgiService};
 
 #[derive(Debug)]
 struct Cause(&'static str, Option<Box<Cause>>);
@@ -31,6 +35,12 @@ fn app(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxEr
         "/traced" => {
             start_response.start("201 Created", [("Content-Length", "11")])?;
             Ok("hello world".into())
+        }
+        "/span" => {
+            let span = tracing::Span::current();
+            let level = span.metadata().map_or("none", |m| m.level().as_str());
+            start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+            Ok(level.to_owned().into())
         }
         "/endless" => {
             start_response.start("200 OK", [("Content-Type", "text/plain")])?;
@@ -109,4 +119,78 @@ fn aborts_and_app_errors_are_logged_with_their_cause_chain() {
     ])
     .is_some());
     assert!(support::log_line_with(&["/fails?who=chain", "response sent", "status=500"]).is_some());
+}
+
+/// A writer for a subscriber of this thread alone.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Runs `f` under an `INFO` fmt subscriber (as `examples/hello.rs` installs)
+/// on this thread; returns what it wrote.
+fn under_info(f: impl FnOnce()) -> String {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    captured.text()
+}
+
+#[test]
+fn the_span_is_debug_and_recorded_when_debug_is_on() {
+    // The test binary's global subscriber takes DEBUG.
+    let client = TestClient::from_service(Builder::new().inline(true).build(app_fn(app)));
+    assert_eq!(client.get("/span").send_blocking().text(), "DEBUG");
+}
+
+#[test]
+fn under_info_a_request_that_goes_well_costs_no_span_and_no_line() {
+    // Inline dispatch on this thread: the request runs under this thread's subscriber.
+    let client = TestClient::from_service(Builder::new().inline(true).build(app_fn(app)));
+    let mut level = String::new();
+    let logged = under_info(|| {
+        level = client.get("/span").send_blocking().text();
+        assert_eq!(client.get("/traced").send_blocking().status(), 201);
+    });
+    assert_eq!(level, "none", "no span is created under INFO");
+    assert_eq!(logged, "", "nothing is written for requests that went well");
+}
+
+#[test]
+fn under_info_aborts_and_app_errors_are_still_logged() {
+    let client = TestClient::from_service(Builder::new().inline(true).build(app_fn(app)));
+    let logged = under_info(|| {
+        client.get("/cut").send_blocking();
+        assert_eq!(client.get("/fails").send_blocking().status(), 500);
+    });
+    for needle in [
+        " WARN ",
+        "response aborted",
+        "the database went away",
+        " ERROR ",
+        "rendering the page failed",
+        "template missing: index.html",
+    ] {
+        assert!(logged.contains(needle), "{needle} missing from {logged}");
+    }
+    assert!(!logged.contains("response sent"), "{logged}");
 }

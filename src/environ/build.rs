@@ -9,9 +9,7 @@ use std::sync::Arc;
 use http::{header, request, HeaderMap, Method, Version};
 
 use super::keys::add_headers;
-use super::{
-    below_prefix, Environ, ErrorStream, Https, Input, LocalAddr, MountPoint, RemoteAddr, Text, Vars,
-};
+use super::{below_prefix, Environ, Https, Input, LocalAddr, MountPoint, RemoteAddr, Text, Vars};
 use crate::latin1;
 
 /// The service's options the environ is made with.
@@ -198,7 +196,7 @@ pub(crate) fn build(
         header_vars: OnceCell::new(),
         received: Some(received),
         input,
-        errors: ErrorStream::default(),
+        errors: OnceCell::new(),
         input_terminated,
         extensions: parts.extensions,
     })

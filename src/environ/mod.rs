@@ -53,7 +53,8 @@ pub struct Environ {
     /// few of them, and some none.
     received: Option<Received>,
     input: Input,
-    errors: ErrorStream,
+    /// Made on first use: most requests never write to `wsgi.errors`.
+    errors: OnceCell<ErrorStream>,
     input_terminated: bool,
     extensions: http::Extensions,
 }
@@ -242,7 +243,7 @@ impl Environ {
     /// writeln!(environ.errors(), "no handler for {}", environ.path_info()).unwrap();
     /// ```
     pub fn errors(&self) -> ErrorStream {
-        self.errors.clone()
+        self.errors.get_or_init(ErrorStream::default).clone()
     }
 
     /// `wsgi.input_terminated`: `true` when the body's end is marked by EOF
@@ -307,7 +308,7 @@ impl Environ {
             header_vars: OnceCell::from(self.header_vars().clone()),
             received: None,
             input: Input::default(),
-            errors: self.errors.clone(),
+            errors: OnceCell::from(self.errors()),
             input_terminated: self.input_terminated,
             extensions: self.extensions.clone(),
         }
@@ -366,7 +367,7 @@ impl Default for Environ {
             header_vars: OnceCell::from(Vars::new()),
             received: None,
             input: Input::default(),
-            errors: ErrorStream::default(),
+            errors: OnceCell::new(),
             input_terminated: false,
             extensions: http::Extensions::new(),
         }

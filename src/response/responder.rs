@@ -185,7 +185,8 @@ pub(crate) struct Responder {
     phase: Mutex<Phase>,
     facts: RequestFacts,
     options: Arc<ResponseOptions>,
-    body_fault: Arc<BodyFault>,
+    /// `None` for a request without a body: nothing can fail.
+    body_fault: Option<Arc<BodyFault>>,
     /// Running on an async worker (inline dispatch): never block.
     inline: AtomicBool,
 }
@@ -195,7 +196,7 @@ impl Responder {
         reply: oneshot::Sender<Outcome>,
         facts: RequestFacts,
         options: Arc<ResponseOptions>,
-        body_fault: Arc<BodyFault>,
+        body_fault: Option<Arc<BodyFault>>,
     ) -> Self {
         Self {
             phase: Mutex::new(Phase::Before {
@@ -466,30 +467,31 @@ impl Responder {
             Phase::Before { reply, .. } => {
                 let is_head = self.facts.is_head;
                 let server = self.options.head.server.as_ref();
-                let outcome = if let Some(status) = self.body_fault.status() {
-                    tracing::warn!(
-                        cause,
-                        status = status.as_u16(),
-                        "the request body failed (over the limit, or broken by the client); \
+                let outcome =
+                    if let Some(status) = self.body_fault.as_deref().and_then(BodyFault::status) {
+                        tracing::warn!(
+                            cause,
+                            status = status.as_u16(),
+                            "the request body failed (over the limit, or broken by the client); \
                          answering {status}"
-                    );
-                    Outcome::Response(simple_response(status, server, is_head))
-                } else if self.options.passthrough_errors {
-                    tracing::error!(
-                        cause,
-                        "application error before the response started (passthrough_errors)"
-                    );
-                    Outcome::Passthrough(match failure {
-                        Failure::Panic(payload) => payload,
-                        Failure::Error(_) => Box::new(format!("application error: {cause}")),
-                    })
-                } else {
-                    tracing::error!(
-                        cause,
-                        "application error before the response started; answering 500"
-                    );
-                    Outcome::Response(internal_error(server, is_head))
-                };
+                        );
+                        Outcome::Response(simple_response(status, server, is_head))
+                    } else if self.options.passthrough_errors {
+                        tracing::error!(
+                            cause,
+                            "application error before the response started (passthrough_errors)"
+                        );
+                        Outcome::Passthrough(match failure {
+                            Failure::Panic(payload) => payload,
+                            Failure::Error(_) => Box::new(format!("application error: {cause}")),
+                        })
+                    } else {
+                        tracing::error!(
+                            cause,
+                            "application error before the response started; answering 500"
+                        );
+                        Outcome::Response(internal_error(server, is_head))
+                    };
                 if reply.send(outcome).is_err() {
                     tracing::debug!("the client was gone before the error response");
                 }
@@ -726,7 +728,7 @@ mod tests {
 
     fn harness_with(facts: RequestFacts, options: ResponseOptions) -> Harness {
         let (reply, rx) = oneshot::channel();
-        let responder = Responder::new(reply, facts, Arc::new(options), Arc::default());
+        let responder = Responder::new(reply, facts, Arc::new(options), None);
         Harness {
             responder: Arc::new(responder),
             rx: Some(rx),

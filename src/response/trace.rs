@@ -30,8 +30,13 @@ pub(crate) enum Ending<'a> {
 impl RequestTrace {
     /// The span of a new request: `status`, `bytes_sent` and `duration_ms`
     /// are recorded when the response ends.
+    ///
+    /// `DEBUG`, as tower-http's `TraceLayer` makes its spans: under the
+    /// usual `INFO` filter a request costs no span (no formatting, no
+    /// allocation), while the events that need a reader (errors, aborts,
+    /// clients gone) keep their own levels.
     pub(crate) fn span(method: &http::Method, uri: &http::Uri) -> Span {
-        tracing::info_span!(
+        tracing::debug_span!(
             "wsgi",
             %method,
             %uri,

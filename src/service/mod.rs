@@ -190,16 +190,20 @@ where
         }
 
         // Inline, a request body would be read on the worker it waits for.
-        let inline = shared.inline && body.is_end_stream();
-        let body_fault = Arc::new(BodyFault::default());
-        let input = if inline {
-            Input::from_bytes(Bytes::new())
+        let bodiless = body.is_end_stream();
+        let inline = shared.inline && bodiless;
+        // No body (most GETs): nothing to box, read or fail, and nothing
+        // allocated here to be freed on the application thread.
+        let (input, body_fault) = if bodiless {
+            (Input::from_bytes(Bytes::new()), None)
         } else {
+            let fault = Arc::new(BodyFault::default());
             let limit = shared.max_request_body;
-            match drain::on_drop(body, &parts) {
-                Ok(body) => Input::with_limit(body, limit, body_fault.clone()),
-                Err(body) => Input::with_limit(body, limit, body_fault.clone()),
-            }
+            let input = match drain::on_drop(body, &parts) {
+                Ok(body) => Input::with_limit(body, limit, fault.clone()),
+                Err(body) => Input::with_limit(body, limit, fault.clone()),
+            };
+            (input, Some(fault))
         };
         let (reply, rx) = oneshot::channel();
         let responder = Arc::new(Responder::new(
