@@ -296,6 +296,11 @@ impl Builder {
     }
 
     /// The service, hosting `app` with these options.
+    ///
+    /// # Panics
+    ///
+    /// With [`inline`](Builder::inline) on, if `app` must run on the pool's
+    /// threads only ([`App::allows_inline`] is `false`).
     pub fn build<A: App>(&self, app: A) -> WsgiService<A> {
         WsgiService::with_config(app, self.config.clone())
     }

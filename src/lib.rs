@@ -227,6 +227,9 @@ mod pool;
 #[doc = include_str!("../docs/porting.md")]
 pub mod porting_guide {}
 pub mod proxy_fix;
+#[cfg(feature = "python")]
+#[cfg_attr(docsrs, doc(cfg(feature = "python")))]
+pub mod python;
 mod response;
 mod serve;
 mod service;

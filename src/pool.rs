@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
+/// Runs a worker thread's whole loop (the application's [`App::run_thread`](crate::App::run_thread)).
+pub(crate) type ThreadBody = Arc<dyn Fn(&mut (dyn FnMut() + Send)) + Send + Sync>;
+
 /// How long an idle thread waits for work before it ends.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,6 +47,7 @@ struct Shared {
     max_queue: usize,
     /// Threads started at once, without waiting: one per core.
     eager_threads: usize,
+    thread_body: Option<ThreadBody>,
 }
 
 struct State {
@@ -80,7 +84,17 @@ pub(crate) enum Refused {
 }
 
 impl Pool {
+    #[cfg(test)]
     pub(crate) fn new(max_threads: usize, max_queue: usize) -> Self {
+        Self::with_thread_body(max_threads, max_queue, None)
+    }
+
+    /// A pool whose threads each run their loop inside `thread_body`.
+    pub(crate) fn with_thread_body(
+        max_threads: usize,
+        max_queue: usize,
+        thread_body: Option<ThreadBody>,
+    ) -> Self {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             shared: Arc::new(Shared {
@@ -99,6 +113,7 @@ impl Pool {
                 max_threads,
                 max_queue,
                 eager_threads: cores.min(max_threads),
+                thread_body,
             }),
         }
     }
@@ -209,7 +224,17 @@ fn spawn_worker(shared: &Arc<Shared>, first: Option<Job>) -> Result<(), Refused>
     let worker_shared = shared.clone();
     let spawned = thread::Builder::new()
         .name("tower-wsgi-app".to_owned())
-        .spawn(move || worker(&worker_shared, first));
+        .spawn(move || match worker_shared.thread_body.clone() {
+            None => worker(&worker_shared, first),
+            Some(body) => {
+                let mut first = Some(first);
+                body(&mut || {
+                    if let Some(first) = first.take() {
+                        worker(&worker_shared, first);
+                    }
+                });
+            }
+        });
     if let Err(error) = spawned {
         tracing::error!(%error, "could not start an application thread");
         shared.lock().threads -= 1;

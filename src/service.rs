@@ -16,7 +16,7 @@ use crate::dispatch;
 use crate::environ::{self, EnvironError};
 use crate::error::BoxError;
 use crate::input::{BodyFault, Input};
-use crate::pool::Pool;
+use crate::pool::{Pool, ThreadBody};
 use crate::response::head::RequestFacts;
 use crate::response::{
     simple_response, Exchange, Failure, RequestTrace, ResponseBody, ResponseFuture,
@@ -45,10 +45,18 @@ impl<A: App> WsgiService<A> {
     }
 
     pub(crate) fn with_config(app: A, mut config: Config) -> Self {
+        assert!(
+            !config.inline || app.allows_inline(),
+            "Builder::inline(true) cannot host {}: it must run on the pool's threads only",
+            std::any::type_name::<A>()
+        );
         config.environ = Arc::new(config.environ_options());
-        let pool = Pool::new(config.max_threads, config.max_queue);
+        let app = Arc::new(app);
+        let thread_app = app.clone();
+        let thread_body: ThreadBody = Arc::new(move |thread| thread_app.run_thread(thread));
+        let pool = Pool::with_thread_body(config.max_threads, config.max_queue, Some(thread_body));
         Self {
-            app: Arc::new(app),
+            app,
             config: Arc::new(config),
             pool: Arc::new(pool),
         }
