@@ -29,7 +29,10 @@ pub(crate) fn build<'py>(
         // Values are latin-1 already: one char per byte of the wire.
         dict.set_item(PyString::intern(py, key), PyString::new(py, value))?;
     }
-    dict.set_item("wsgi.input_terminated", environ.input_terminated())?;
+    // Only where the body ends at EOF (chunked), as Werkzeug sets it.
+    if environ.input_terminated() {
+        dict.set_item("wsgi.input_terminated", true)?;
+    }
     dict.set_item("wsgi.input", PyInput::new(environ.take_input()))?;
     dict.set_item("wsgi.errors", PyErrors::default())?;
     Ok(dict)
