@@ -50,7 +50,7 @@ pub(crate) fn from_result(py: Python<'_>, result: Bound<'_, PyAny>) -> Result<Bo
             let error = PythonError::from_py(py, &err);
             if let Some(close) = close {
                 if let Err(err) = close.call0(py) {
-                    tracing::error!(error = %PythonError::from_py(py, &err), "response body close() failed");
+                    tracing::error!(error = PythonError::from_py(py, &err).to_string(), "response body close() failed");
                 }
             }
             Err(error.into())
