@@ -97,3 +97,55 @@ fn validator_passes_get_head_and_uploads() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+fn stats(server: &TestServer) -> (u64, u64) {
+    let stats: serde_json::Value = serde_json::from_slice(&server.get("/stats").body).unwrap();
+    (stats["reads"].as_u64().unwrap(), stats["closes"].as_u64().unwrap())
+}
+
+/// Waits for the file to be closed (after the response ended).
+fn stats_after(server: &TestServer, closes: u64) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = stats(server);
+        if seen.1 >= closes || Instant::now() > deadline {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn file_wrapper_streams_files_from_rust_and_closes_them_once() {
+    let server = support::serve(tower_wsgi::WsgiService::new(support::python::fixture(
+        "file_apps:application",
+    )));
+    let path = std::env::temp_dir().join(format!("tower-wsgi-file-{}.bin", std::process::id()));
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+
+    server.get("/reset");
+    let resp = server.get(&format!("/file?{}", path.display()));
+    assert_eq!(resp.header("content-length"), Some("999990"));
+    assert!(resp.body == data[10..], "from the file's position to its end");
+    assert_eq!(stats_after(&server, 1), (0, 1), "no read() through Python; closed once");
+
+    server.get("/reset");
+    let resp = server.get(&format!("/short?{}", path.display()));
+    assert!(resp.body == data[..1000], "Content-Length honoured");
+    assert_eq!(stats_after(&server, 1), (0, 1));
+
+    server.get("/reset");
+    let resp = server.get("/bytesio");
+    assert_eq!(resp.body, b"0123456789".repeat(1000));
+    let (reads, closes) = stats_after(&server, 1);
+    assert!(reads >= 1, "a file-like without a descriptor is read through read()");
+    assert_eq!(closes, 1);
+
+    server.get("/reset");
+    let resp = server.get("/iterated");
+    assert_eq!(resp.body, b"abcdefghij".repeat(10));
+    assert_eq!(stats_after(&server, 1), (5, 1), "iterated from Python: block_size reads, then EOF");
+
+    std::fs::remove_file(&path).unwrap();
+}

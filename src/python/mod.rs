@@ -297,7 +297,7 @@ impl PyAppBuilder {
         let code = CString::new(SET_UP_PATHS).map_err(|e| {
             pyo3::exceptions::PyValueError::new_err(e.to_string())
         })?;
-        py.run(&code, None, Some(&locals))
+        py.run(&code, Some(&locals), None)
     }
 }
 
