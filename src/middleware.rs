@@ -178,6 +178,20 @@ impl App for Next {
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
         Next::call(self, environ, start_response)
     }
+
+    fn allows_inline(&self) -> bool {
+        match &self.inner {
+            NextInner::App(app) => app.allows_inline(),
+            NextInner::Service(_) => true,
+        }
+    }
+
+    fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
+        match &self.inner {
+            NextInner::App(app) => app.run_thread(thread),
+            NextInner::Service(_) => thread(),
+        }
+    }
 }
 
 impl fmt::Debug for Next {
@@ -543,6 +557,14 @@ impl<M: Middleware> MiddlewareApp<M> {
 impl<M: Middleware> App for MiddlewareApp<M> {
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
         self.middleware.call(environ, start_response, &self.next)
+    }
+
+    fn allows_inline(&self) -> bool {
+        self.next.allows_inline()
+    }
+
+    fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
+        self.next.run_thread(thread)
     }
 }
 

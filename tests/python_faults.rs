@@ -59,13 +59,62 @@ fn assert_serving(server: &TestServer) {
 fn python_failures_at_every_point() {
     let server = one_thread_server();
     for (target, status, body, complete, closes, cause) in [
-        ("/error/before", 500, "Internal Server Error", true, 0, "fault: error before start_response"),
-        ("/error/after-start", 500, "Internal Server Error", true, 0, "fault: error after start_response"),
-        ("/error/mid-body", 200, "first chunk", false, 1, "fault: error mid-body"),
-        ("/error/in-close", 200, "complete body", true, 1, "fault: error in close"),
-        ("/str-chunk/before", 500, "Internal Server Error", true, 1, "must be bytes, not str: 'a str chunk'"),
-        ("/str-chunk/mid-body", 200, "first chunk", false, 1, "must be bytes, not str: 'a str chunk'"),
-        ("/bad-header", 500, "Internal Server Error", true, 0, "a header value must be str, not bytes: b'value'"),
+        (
+            "/error/before",
+            500,
+            "Internal Server Error",
+            true,
+            0,
+            "fault: error before start_response",
+        ),
+        (
+            "/error/after-start",
+            500,
+            "Internal Server Error",
+            true,
+            0,
+            "fault: error after start_response",
+        ),
+        (
+            "/error/mid-body",
+            200,
+            "first chunk",
+            false,
+            1,
+            "fault: error mid-body",
+        ),
+        (
+            "/error/in-close",
+            200,
+            "complete body",
+            true,
+            1,
+            "fault: error in close",
+        ),
+        (
+            "/str-chunk/before",
+            500,
+            "Internal Server Error",
+            true,
+            1,
+            "must be bytes, not str: 'a str chunk'",
+        ),
+        (
+            "/str-chunk/mid-body",
+            200,
+            "first chunk",
+            false,
+            1,
+            "must be bytes, not str: 'a str chunk'",
+        ),
+        (
+            "/bad-header",
+            500,
+            "Internal Server Error",
+            true,
+            0,
+            "a header value must be str, not bytes: b'value'",
+        ),
     ] {
         let before = closed(&server);
         let resp = server.get(target);
@@ -108,7 +157,10 @@ fn client_leaves_before_the_headers() {
     conn.send(b"GET /sleep HTTP/1.1\r\nHost: t\r\n\r\n");
     std::thread::sleep(Duration::from_millis(50));
     drop(conn);
-    assert!(wait_for(&server, "closed", before + 1), "close() ran after the client left");
+    assert!(
+        wait_for(&server, "closed", before + 1),
+        "close() ran after the client left"
+    );
     assert!(support::log_line_with(&["/sleep", "client disconnected"]).is_some());
     assert_serving(&server);
     assert_eq!(closed(&server), before + 2);
@@ -143,7 +195,14 @@ fn client_leaves_mid_upload() {
     std::thread::sleep(Duration::from_millis(100));
     drop(conn);
     // The /counters request itself returns too: wait for both.
-    assert!(wait_for(&server, "returned", returned + 2), "the app returned");
-    assert_eq!(counters(&server)["input_errors"], 1, "wsgi.input raised OSError");
+    assert!(
+        wait_for(&server, "returned", returned + 2),
+        "the app returned"
+    );
+    assert_eq!(
+        counters(&server)["input_errors"],
+        1,
+        "wsgi.input raised OSError"
+    );
     assert_serving(&server);
 }

@@ -33,7 +33,10 @@ fn flask_text_json_head_and_form() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body_str(), "hello from flask");
     assert_eq!(resp.header("content-length"), Some("16"));
-    assert!(resp.header("content-type").unwrap().starts_with("text/html"));
+    assert!(resp
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
 
     let resp = server.get("/json?name=ada");
     assert_eq!(resp.header("content-type"), Some("application/json"));
@@ -67,7 +70,11 @@ fn flask_streams_with_context() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body_str(), "t-0\nt-1\nt-2\nt-3\n");
     assert!(resp.complete);
-    assert_ne!(resp.framing, Framing::Length, "streamed, no length declared");
+    assert_ne!(
+        resp.framing,
+        Framing::Length,
+        "streamed, no length declared"
+    );
 }
 
 #[test]
@@ -77,7 +84,10 @@ fn flask_send_file_goes_through_the_file_wrapper() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("data.bin");
     let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&data)
+        .unwrap();
     let target = format!("/file?path={}", path.display());
     let resp = server.get(&target);
     assert_eq!(resp.status, 200);
@@ -97,12 +107,18 @@ fn flask_send_file_goes_through_the_file_wrapper() {
 #[test]
 fn flask_reads_a_chunked_upload() {
     let Some(server) = server() else { return };
-    let body: String = (0..20_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let body: String = (0..20_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let mut raw = String::from(
         "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
     );
     for part in body.as_bytes().chunks(3000) {
-        raw.push_str(&format!("{:x}\r\n{}\r\n", part.len(), std::str::from_utf8(part).unwrap()));
+        raw.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            part.len(),
+            std::str::from_utf8(part).unwrap()
+        ));
     }
     raw.push_str("0\r\n\r\n");
     let resp = request(&server, raw.as_bytes(), false);

@@ -46,7 +46,11 @@ fn validator_passes_get_head_and_uploads() {
     let resp = server.get("/path?q=1");
     let get = report(&resp);
     assert_eq!(get["missing"], serde_json::json!([]));
-    assert!(get["types"].as_object().unwrap().values().all(|t| t == "str"));
+    assert!(get["types"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|t| t == "str"));
     assert_eq!(get["version"], serde_json::json!([1, 0]));
     assert_eq!(
         (&get["multithread"], &get["multiprocess"], &get["run_once"]),
@@ -62,7 +66,11 @@ fn validator_passes_get_head_and_uploads() {
     assert!(head.body.is_empty());
 
     let mut conn = Conn::open(server.addr);
-    conn.send(&support::post("/upload", BODY, "Content-Type: text/plain\r\n"));
+    conn.send(&support::post(
+        "/upload",
+        BODY,
+        "Content-Type: text/plain\r\n",
+    ));
     let post = report(&conn.read_response(false));
     check_post(&post, false);
     assert_eq!(post["content_length"], BODY.len().to_string());
@@ -71,7 +79,11 @@ fn validator_passes_get_head_and_uploads() {
         "POST /chunked HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
     );
     for part in BODY.as_bytes().chunks(7) {
-        chunked.push_str(&format!("{:x}\r\n{}\r\n", part.len(), std::str::from_utf8(part).unwrap()));
+        chunked.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            part.len(),
+            std::str::from_utf8(part).unwrap()
+        ));
     }
     chunked.push_str("0\r\n\r\n");
     let mut conn = Conn::open(server.addr);
@@ -100,7 +112,10 @@ fn validator_passes_get_head_and_uploads() {
 
 fn stats(server: &TestServer) -> (u64, u64) {
     let stats: serde_json::Value = serde_json::from_slice(&server.get("/stats").body).unwrap();
-    (stats["reads"].as_u64().unwrap(), stats["closes"].as_u64().unwrap())
+    (
+        stats["reads"].as_u64().unwrap(),
+        stats["closes"].as_u64().unwrap(),
+    )
 }
 
 /// Waits for the file to be closed (after the response ended).
@@ -127,8 +142,15 @@ fn file_wrapper_streams_files_from_rust_and_closes_them_once() {
     server.get("/reset");
     let resp = server.get(&format!("/file?{}", path.display()));
     assert_eq!(resp.header("content-length"), Some("999990"));
-    assert!(resp.body == data[10..], "from the file's position to its end");
-    assert_eq!(stats_after(&server, 1), (0, 1), "no read() through Python; closed once");
+    assert!(
+        resp.body == data[10..],
+        "from the file's position to its end"
+    );
+    assert_eq!(
+        stats_after(&server, 1),
+        (0, 1),
+        "no read() through Python; closed once"
+    );
 
     server.get("/reset");
     let resp = server.get(&format!("/short?{}", path.display()));
@@ -139,13 +161,20 @@ fn file_wrapper_streams_files_from_rust_and_closes_them_once() {
     let resp = server.get("/bytesio");
     assert_eq!(resp.body, b"0123456789".repeat(1000));
     let (reads, closes) = stats_after(&server, 1);
-    assert!(reads >= 1, "a file-like without a descriptor is read through read()");
+    assert!(
+        reads >= 1,
+        "a file-like without a descriptor is read through read()"
+    );
     assert_eq!(closes, 1);
 
     server.get("/reset");
     let resp = server.get("/iterated");
     assert_eq!(resp.body, b"abcdefghij".repeat(10));
-    assert_eq!(stats_after(&server, 1), (5, 1), "iterated from Python: block_size reads, then EOF");
+    assert_eq!(
+        stats_after(&server, 1),
+        (5, 1),
+        "iterated from Python: block_size reads, then EOF"
+    );
 
     std::fs::remove_file(&path).unwrap();
 }

@@ -32,11 +32,17 @@ fn start_response_rules() {
     let server = server();
 
     let resp = server.get("/lazy");
-    assert_eq!((resp.status, resp.body_str().as_str()), (201, "made lazily"));
+    assert_eq!(
+        (resp.status, resp.body_str().as_str()),
+        (201, "made lazily")
+    );
     assert_eq!(resp.header("x-lazy"), Some("yes"));
 
     let resp = server.get("/exc-before");
-    assert_eq!(resp.status, 503, "exc_info replaces the headers not yet sent");
+    assert_eq!(
+        resp.status, 503,
+        "exc_info replaces the headers not yet sent"
+    );
     assert_eq!(resp.reason, "Try Later");
     assert_eq!(resp.body_str(), "error page");
 
@@ -52,8 +58,9 @@ fn start_response_rules() {
     // response is a 500 even if the app goes on (the crate's rule).
     let resp = server.get("/twice");
     assert_eq!(resp.status, 500);
-    assert!(seen(&server)
-        .contains("('second call', 'AssertionError: start_response called a second time without exc_info')"));
+    assert!(seen(&server).contains(
+        "('second call', 'AssertionError: start_response called a second time without exc_info')"
+    ));
 
     let resp = server.get("/write");
     assert_eq!(resp.body_str(), "one two three");
@@ -97,16 +104,25 @@ fn body_limit_is_413() {
     let server = server();
     let mut conn = Conn::open(server.addr);
     conn.send(&support::post("/upload", &"x".repeat(20_000), ""));
-    assert_eq!(conn.read_response(false).status, 413, "declared length over the limit");
+    assert_eq!(
+        conn.read_response(false).status,
+        413,
+        "declared length over the limit"
+    );
 
-    let mut raw = String::from("POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut raw =
+        String::from("POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
     for _ in 0..5 {
         raw.push_str(&format!("{:x}\r\n{}\r\n", 4000, "y".repeat(4000)));
     }
     raw.push_str("0\r\n\r\n");
     let mut conn = Conn::open(server.addr);
     conn.send(raw.as_bytes());
-    assert_eq!(conn.read_response(false).status, 413, "chunked body past the limit");
+    assert_eq!(
+        conn.read_response(false).status,
+        413,
+        "chunked body past the limit"
+    );
 
     let mut conn = Conn::open(server.addr);
     conn.send(&support::post("/upload", "small", ""));

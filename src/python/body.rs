@@ -50,7 +50,10 @@ pub(crate) fn from_result(py: Python<'_>, result: Bound<'_, PyAny>) -> Result<Bo
             let error = PythonError::from_py(py, &err);
             if let Some(close) = close {
                 if let Err(err) = close.call0(py) {
-                    tracing::error!(error = PythonError::from_py(py, &err).to_string(), "response body close() failed");
+                    tracing::error!(
+                        error = PythonError::from_py(py, &err).to_string(),
+                        "response body close() failed"
+                    );
                 }
             }
             Err(error.into())
@@ -119,11 +122,7 @@ fn reopen(py: Python<'_>, filelike: &Bound<'_, PyAny>) -> Option<File> {
     }
     let fd: i64 = filelike.call_method0("fileno").ok()?.extract().ok()?;
     let position: u64 = filelike.call_method0("tell").ok()?.extract().ok()?;
-    let stat = py
-        .import("os")
-        .ok()?
-        .call_method1("fstat", (fd,))
-        .ok()?;
+    let stat = py.import("os").ok()?.call_method1("fstat", (fd,)).ok()?;
     let dev: u64 = stat.getattr("st_dev").ok()?.extract().ok()?;
     let ino: u64 = stat.getattr("st_ino").ok()?.extract().ok()?;
     // Opening the descriptor's path gives an independent handle on the same file.
@@ -156,7 +155,9 @@ impl Iterable for FileBody {
             match filelike.call_method1("read", (block,)) {
                 Ok(data) => match data.is_truthy() {
                     Ok(false) => None,
-                    Ok(true) => Some(chunk_bytes(&data, "a wrapped file's read()").map_err(Into::into)),
+                    Ok(true) => {
+                        Some(chunk_bytes(&data, "a wrapped file's read()").map_err(Into::into))
+                    }
                     Err(err) => Some(Err(PythonError::from_py(py, &err).into())),
                 },
                 Err(err) => Some(Err(PythonError::from_py(py, &err).into())),

@@ -58,7 +58,7 @@ fn format_exception(py: Python<'_>, err: &PyErr) -> String {
             "format_exception",
             (err.get_type(py), err.value(py), err.traceback(py)),
         )?;
-        lines.extract::<Vec<String>>().map_err(PyErr::from)
+        lines.extract::<Vec<String>>()
     });
     match formatted {
         Ok(lines) => lines.concat(),

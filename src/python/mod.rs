@@ -252,9 +252,9 @@ impl PyAppBuilder {
         };
         if module.is_empty()
             || attr.is_empty()
-            || !attr
-                .split('.')
-                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_'))
+            || !attr.split('.').all(|part| {
+                !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
         {
             return Err(PythonError::message(format!(
                 "cannot load {spec:?}: expected MODULE:NAME or MODULE:FACTORY()"
@@ -278,7 +278,8 @@ impl PyAppBuilder {
             if !app.is_callable() {
                 return Err(PythonError::message(format!(
                     "cannot load {spec:?}: {} is not callable",
-                    app.repr().map_or_else(|_| "it".to_owned(), |r| r.to_string())
+                    app.repr()
+                        .map_or_else(|_| "it".to_owned(), |r| r.to_string())
                 )));
             }
             PyApp::new(py, app.unbind())
@@ -294,9 +295,8 @@ impl PyAppBuilder {
             .collect();
         locals.set_item("dirs", dirs)?;
         locals.set_item("venv", venv.map(|v| v.to_string_lossy().into_owned()))?;
-        let code = CString::new(SET_UP_PATHS).map_err(|e| {
-            pyo3::exceptions::PyValueError::new_err(e.to_string())
-        })?;
+        let code = CString::new(SET_UP_PATHS)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
         py.run(&code, Some(&locals), None)
     }
 }

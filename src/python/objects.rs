@@ -53,7 +53,9 @@ fn short_repr(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn text_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
