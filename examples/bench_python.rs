@@ -191,18 +191,39 @@ impl Server {
         command.args(["-c", if pinned() { "0" } else { "0,1" }]);
         match which {
             "pyapp" => {
-                command.arg(std::env::current_exe()?).arg("serve").arg(addr.to_string());
+                command
+                    .arg(std::env::current_exe()?)
+                    .arg("serve")
+                    .arg(addr.to_string());
             }
             _ => {
                 command.arg(granian).args([
-                    "--interface", "wsgi", "--log-level", "warning", "--backlog", "2048",
-                    "--no-ws", "--http", "1", "--workers", "1", "--runtime-threads", "1",
-                    "--runtime-mode", "auto", "--host", "127.0.0.1", "--port", &port.to_string(),
+                    "--interface",
+                    "wsgi",
+                    "--log-level",
+                    "warning",
+                    "--backlog",
+                    "2048",
+                    "--no-ws",
+                    "--http",
+                    "1",
+                    "--workers",
+                    "1",
+                    "--runtime-threads",
+                    "1",
+                    "--runtime-mode",
+                    "auto",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
                 ]);
                 if which == "granian-bt1" {
                     command.args(["--blocking-threads", "1"]);
                 }
-                command.arg("bench_app:app").current_dir(manifest().join("tests/python"));
+                command
+                    .arg("bench_app:app")
+                    .current_dir(manifest().join("tests/python"));
             }
         }
         let child = command
@@ -221,7 +242,9 @@ impl Server {
                 if reply.starts_with(b"HTTP/1.1 200") {
                     return Ok(server);
                 }
-                return Err(format!("{which} answered {:?}", String::from_utf8_lossy(&reply)).into());
+                return Err(
+                    format!("{which} answered {:?}", String::from_utf8_lossy(&reply)).into(),
+                );
             }
             if Instant::now() > deadline {
                 return Err(format!("{which} did not start listening").into());
@@ -239,7 +262,11 @@ impl Server {
             let pid = pids[i];
             let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
                 .unwrap_or_default();
-            pids.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
             i += 1;
         }
         pids
@@ -273,7 +300,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let pids = self.pids();
         for pid in pids.iter().rev() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
         let _ = self.child.wait();
     }
@@ -315,7 +344,15 @@ struct Load {
 
 fn wrk(url: &str, script: Option<&Path>, seconds: u64) -> Result<Load, BoxError> {
     let mut command = Command::new("taskset");
-    command.args(["-c", if pinned() { "1" } else { "0,1" }, "wrk", "-t1", "-c64", &format!("-d{seconds}s"), "--latency"]);
+    command.args([
+        "-c",
+        if pinned() { "1" } else { "0,1" },
+        "wrk",
+        "-t1",
+        "-c64",
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
     if let Some(script) = script {
         command.arg("-s").arg(script);
     }
