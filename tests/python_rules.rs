@@ -130,6 +130,17 @@ fn body_limit_is_413() {
 }
 
 #[test]
+fn threads_keep_their_python_thread_state() {
+    let server = support::serve(Builder::new().max_threads(1).build(app()));
+    let hits: Vec<String> = (0..3).map(|_| server.get("/local").body_str()).collect();
+    assert_eq!(
+        hits,
+        ["1", "2", "3"],
+        "threading.local survives between requests"
+    );
+}
+
+#[test]
 fn inline_dispatch_is_refused() {
     let refused = std::panic::catch_unwind(|| Builder::new().inline(true).build(app()));
     let message = support::panic_text(refused.expect_err("inline must be refused"));

@@ -1,7 +1,9 @@
 """start_response, write() and the rule engine, as Python apps see them."""
 import sys
+import threading
 
 SEEN = {}
+LOCAL = threading.local()
 
 
 def application(environ, start_response):
@@ -12,6 +14,13 @@ def application(environ, start_response):
         body = repr(sorted(SEEN.items())).encode()
         start_response("200 OK", text)
         return [body]
+
+    if path == "/local":
+        # Survives between requests only if the thread keeps its Python
+        # thread state (attached once for its life).
+        LOCAL.hits = getattr(LOCAL, "hits", 0) + 1
+        start_response("200 OK", text)
+        return [b"%d" % LOCAL.hits]
 
     if path == "/lazy":
         def lazy():
