@@ -5,6 +5,7 @@
 //! python3 -m venv .venv && .venv/bin/pip install 'granian==2.8.7'
 //! cargo run --release --features python --example bench_python            # every route
 //! cargo run --release --features python --example bench_python -- b1k echo # only these
+//! cargo run --release --features python --example bench_python -- slow     # slow readers only
 //! ```
 //!
 //! Each server is a child process pinned to CPU 0 (`taskset`), started fresh
@@ -18,6 +19,7 @@
 //! CPU per request is the processes' user + system time over the measured
 //! run, divided by the requests served. Each row is the median of
 //! `BENCH_ROUNDS` rounds (default 3), the servers' order rotating per round.
+//! Then slow readers: RSS while 64 connections leave `/b100k` responses unread.
 //!
 //! Environment: `BENCH_SECONDS` (measured run, default 8), `BENCH_ROUNDS`,
 //! `BENCH_PIN=0` (no pinning: servers and wrk share both CPUs),
@@ -72,6 +74,7 @@ fn main() -> Result<(), BoxError> {
         .iter()
         .filter(|(name, _)| args.is_empty() || args.iter().any(|a| a == name))
         .collect();
+    let slow = args.is_empty() || args.iter().any(|a| a == "slow");
     let scratch = std::env::temp_dir().join(format!("bench-python-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
 
@@ -107,6 +110,14 @@ fn main() -> Result<(), BoxError> {
     }
     std::fs::remove_dir_all(&scratch)?;
 
+    let mut slow_rows = Vec::new();
+    if slow {
+        for which in SERVERS {
+            let server = Server::start(which, &granian)?;
+            slow_rows.push((which, slow_reader(&server)?));
+        }
+    }
+
     println!();
     println!("| route | server | req/s (median, min-max) | p50 ms | p99 ms | peak RSS MiB | server CPU µs/req | vs Granian default | vs Granian bt1 |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -134,7 +145,55 @@ fn main() -> Result<(), BoxError> {
             );
         }
     }
+    if !slow_rows.is_empty() {
+        println!();
+        println!("Slow readers: {SLOW_CONNECTIONS} connections each send {SLOW_REQUESTS} pipelined `GET /b100k` and read nothing for 3 s, then everything.");
+        println!();
+        println!("| server | RSS idle MiB | after 0.5 s | after 1.5 s | after 3 s | all read |");
+        println!("|---|---:|---:|---:|---:|---|");
+        for (which, (samples, complete)) in &slow_rows {
+            let mib: Vec<String> = samples
+                .iter()
+                .map(|kib| format!("{:.1}", *kib as f64 / 1024.0))
+                .collect();
+            println!("| {which} | {} | {complete} |", mib.join(" | "));
+        }
+    }
     Ok(())
+}
+
+const SLOW_CONNECTIONS: usize = 64;
+const SLOW_REQUESTS: usize = 16;
+
+/// RSS (idle, then while nobody reads) and whether every response came whole.
+fn slow_reader(server: &Server) -> Result<(Vec<u64>, bool), BoxError> {
+    let mut samples = vec![server.rss_kib()];
+    let request = b"GET /b100k HTTP/1.1\r\nHost: b\r\n\r\n".repeat(SLOW_REQUESTS);
+    let mut conns = Vec::new();
+    for _ in 0..SLOW_CONNECTIONS {
+        let mut conn = TcpStream::connect(server.addr)?;
+        conn.write_all(&request)?;
+        conns.push(conn);
+    }
+    let started = Instant::now();
+    for at in [500, 1500, 3000] {
+        std::thread::sleep(Duration::from_millis(at).saturating_sub(started.elapsed()));
+        samples.push(server.rss_kib());
+    }
+    let mut complete = true;
+    for mut conn in conns {
+        conn.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 256 * 1024];
+        while total < SLOW_REQUESTS * 102_400 {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        complete &= total >= SLOW_REQUESTS * 102_400;
+    }
+    Ok((samples, complete))
 }
 
 /// `bench_python serve ADDR`: the bench app hosted by `PyApp`.
@@ -285,11 +344,19 @@ impl Server {
     }
 
     fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         self.pids()
             .iter()
             .filter_map(|pid| {
                 let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-                let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+                let line = status.lines().find(|l| l.starts_with(field))?;
                 line.split_whitespace().nth(1)?.parse::<u64>().ok()
             })
             .sum()

@@ -119,6 +119,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 pub use error::PythonError;
+/// The pyo3 this module is built with, for [`PyApp::new`] and [`PyApp::callable`].
+pub use pyo3;
 
 use crate::app::App;
 use crate::body::Body;
