@@ -155,3 +155,25 @@ fn flask_session_cookie_round_trips() {
     );
     assert_eq!(second.body_str(), "visit 2");
 }
+
+#[test]
+fn flask_chunked_upload_past_the_limit_is_413() {
+    support::capture_logs();
+    let Some(app) = support::python::flask_fixture("flask_app:app") else {
+        return;
+    };
+    let server = support::serve(
+        tower_wsgi::Builder::new()
+            .max_request_body(10_000)
+            .build(app),
+    );
+    let mut raw = String::from(
+        "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    for _ in 0..5 {
+        raw.push_str(&format!("{:x}\r\n{}\r\n", 4000, "z".repeat(4000)));
+    }
+    raw.push_str("0\r\n\r\n");
+    let resp = request(&server, raw.as_bytes(), false);
+    assert_eq!(resp.status, 413, "{}", resp.body_str());
+}

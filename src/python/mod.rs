@@ -28,8 +28,10 @@
 //! - `wsgi.input`: `read()`, `read(n)`, `readline()`, `readline(size)`,
 //!   `readlines(hint)` and iteration over lines. It streams the request body
 //!   with backpressure, waits without the GIL, and honours
-//!   [`Builder::max_request_body`] (a body past it raises `OSError`, and the
-//!   response is 413 unless the application already answered);
+//!   [`Builder::max_request_body`]: a body past it raises
+//!   `RequestBodyTooLarge`, an `OSError` that is also Werkzeug's
+//!   `RequestEntityTooLarge` where Werkzeug is installed, so an application
+//!   that lets it propagate, Flask's included, answers 413;
 //! - `wsgi.errors`: `write`, `writelines`, `flush`; each line is a `tracing`
 //!   event (target `tower_wsgi::errors`) in the request's span;
 //! - `wsgi.file_wrapper(filelike, block_size=8192)`: returned as the

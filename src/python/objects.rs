@@ -2,6 +2,7 @@
 //! `wsgi.input`, `wsgi.errors` and `wsgi.file_wrapper`. Each one is a thin
 //! adapter over the crate's own type; the rules stay in the crate.
 
+use std::ffi::CStr;
 use std::io::{self, BufRead, Read, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -9,7 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use super::error::{to_py, ExcInfo, PythonError};
 use crate::errors::Errors;
@@ -171,7 +173,45 @@ impl PyWrite {
     }
 }
 
-fn io_to_py(error: io::Error) -> PyErr {
+/// The exception for a request body past the limit: an `OSError`, and also
+/// Werkzeug's `RequestEntityTooLarge` where Werkzeug is installed, so that
+/// Flask and Werkzeug apps answer 413 rather than their 500 page.
+static BODY_TOO_LARGE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+const BODY_TOO_LARGE_CLASS: &CStr = cr#"
+try:
+    from werkzeug.exceptions import RequestEntityTooLarge as _Base
+except ImportError:
+    _Base = None
+if _Base is None:
+    class RequestBodyTooLarge(OSError):
+        """The request body is over the server's limit (answered 413)."""
+else:
+    class RequestBodyTooLarge(OSError, _Base):
+        """The request body is over the server's limit (answered 413)."""
+        def __init__(self, *args):
+            OSError.__init__(self, *args)
+            _Base.__init__(self)
+        def __str__(self):
+            return OSError.__str__(self)
+RequestBodyTooLarge.__module__ = "tower_wsgi"
+"#;
+
+fn io_to_py(py: Python<'_>, error: io::Error) -> PyErr {
+    if error.kind() == io::ErrorKind::InvalidData {
+        let class = BODY_TOO_LARGE.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+            let scope = PyDict::new(py);
+            py.run(BODY_TOO_LARGE_CLASS, Some(&scope), None)?;
+            Ok(scope
+                .get_item("RequestBodyTooLarge")?
+                .ok_or_else(|| PyOSError::new_err("RequestBodyTooLarge"))?
+                .unbind())
+        });
+        return match class.and_then(|class| class.bind(py).call1((error.to_string(),))) {
+            Ok(exception) => PyErr::from_value(exception),
+            Err(err) => err,
+        };
+    }
     PyOSError::new_err(error.to_string())
 }
 
@@ -204,7 +244,7 @@ impl PyInput {
             };
             Ok(line)
         })
-        .map_err(io_to_py)
+        .map_err(|error| io_to_py(py, error))
     }
 }
 
@@ -221,7 +261,7 @@ impl PyInput {
                     Some(n) => input.read_n(usize::try_from(n).unwrap_or(usize::MAX)),
                 }
             })
-            .map_err(io_to_py)?;
+            .map_err(|error| io_to_py(py, error))?;
         Ok(PyBytes::new(py, &data))
     }
 
@@ -273,23 +313,25 @@ pub(crate) struct PyErrors {
 
 #[pymethods]
 impl PyErrors {
-    fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<usize> {
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
         let text = text_of(data, "wsgi.errors.write() data")?;
         lock(&self.errors)
             .write_all(text.as_bytes())
-            .map_err(io_to_py)?;
+            .map_err(|error| io_to_py(py, error))?;
         Ok(text.chars().count())
     }
 
-    fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn writelines(&self, py: Python<'_>, lines: &Bound<'_, PyAny>) -> PyResult<()> {
         for line in lines.try_iter()? {
-            self.write(&line?)?;
+            self.write(py, &line?)?;
         }
         Ok(())
     }
 
-    fn flush(&self) -> PyResult<()> {
-        lock(&self.errors).flush().map_err(io_to_py)
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        lock(&self.errors)
+            .flush()
+            .map_err(|error| io_to_py(py, error))
     }
 }
 
