@@ -141,6 +141,32 @@ fn threads_keep_their_python_thread_state() {
 }
 
 #[test]
+fn wrappers_pass_the_thread_hooks_on() {
+    let rust = tower_wsgi::app_fn(|_environ, start_response| {
+        start_response.start("200 OK", [("Content-Length", "4")])?;
+        Ok("rust".into())
+    });
+    let dispatcher = || tower_wsgi::Dispatcher::new(rust).mount("/py", app());
+    let server = support::serve(Builder::new().max_threads(1).build(dispatcher()));
+    let hits: Vec<String> = (0..3).map(|_| server.get("/py/local").body_str()).collect();
+    assert_eq!(hits, ["1", "2", "3"], "mounted under a Dispatcher");
+    assert_eq!(server.get("/other").body_str(), "rust");
+    let refused = std::panic::catch_unwind(|| Builder::new().inline(true).build(dispatcher()));
+    assert!(
+        refused.is_err(),
+        "a Dispatcher holding a PyApp refuses inline"
+    );
+
+    let middleware = tower_wsgi::middleware_fn(|environ, start_response, next| {
+        next.call(environ, start_response)
+    });
+    let wrapped = tower_wsgi::MiddlewareApp::new(middleware, app());
+    let server = support::serve(Builder::new().max_threads(1).build(wrapped));
+    let hits: Vec<String> = (0..2).map(|_| server.get("/local").body_str()).collect();
+    assert_eq!(hits, ["1", "2"], "behind a MiddlewareApp");
+}
+
+#[test]
 fn inline_dispatch_is_refused() {
     let refused = std::panic::catch_unwind(|| Builder::new().inline(true).build(app()));
     let message = support::panic_text(refused.expect_err("inline must be refused"));
