@@ -51,6 +51,26 @@ use crate::response::StartResponse;
 pub trait App: Send + Sync + 'static {
     /// Handles one request.
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError>;
+
+    /// Whether [`Builder::inline`](crate::Builder::inline) may run this
+    /// application on the async workers (default `true`).
+    ///
+    /// An application that must only ever run on the pool's threads (one
+    /// hosting an interpreter, say) answers `false`, and building an inline
+    /// service for it fails.
+    fn allows_inline(&self) -> bool {
+        true
+    }
+
+    /// Runs the whole life of one application thread of the service:
+    /// `thread` is its work loop, which returns when the thread ends.
+    ///
+    /// The default runs it as is. An application that needs per-thread state
+    /// for as long as the thread lives (an interpreter's thread state, a
+    /// connection) sets it up around the call.
+    fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
+        thread()
+    }
 }
 
 impl<F> App for F
@@ -65,6 +85,14 @@ where
 impl<A: App + ?Sized> App for Arc<A> {
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
         (**self).call(environ, start_response)
+    }
+
+    fn allows_inline(&self) -> bool {
+        (**self).allows_inline()
+    }
+
+    fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
+        (**self).run_thread(thread)
     }
 }
 

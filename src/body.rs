@@ -243,7 +243,7 @@ impl Drop for AppBody {
     fn drop(&mut self) {
         if let Err(error) = self.close() {
             tracing::error!(
-                error = %crate::error::chain(&*error),
+                error = crate::error::chain(&*error),
                 "response body close() failed"
             );
         }

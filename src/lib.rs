@@ -311,6 +311,15 @@
 //! share one. [`Builder::inline`] runs applications that never block on the
 //! async worker instead, with no hand-off.
 //!
+//! # Python apps
+//!
+//! With the cargo feature `python`, `python::PyApp` hosts the real Python
+//! WSGI application in-process (Flask, Django, any PEP 3333 callable), as an
+//! [`App`] like any other, so the rules above hold for its responses too.
+//! The `tower_wsgi::python` module says how the interpreter, `libpython` and
+//! the application's packages (`PYTHONPATH`, virtualenvs) are found at build
+//! and run time, and which thread settings a Python app needs.
+//!
 //! # Observability
 //!
 //! Each request runs in a `DEBUG` span named `wsgi` with `method` and `uri`
@@ -361,6 +370,9 @@ pub mod porting_guide {}
 #[cfg(feature = "multipart")]
 #[cfg_attr(docsrs, doc(cfg(feature = "multipart")))]
 pub mod multipart;
+#[cfg(feature = "python")]
+#[cfg_attr(docsrs, doc(cfg(feature = "python")))]
+pub mod python;
 mod response;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]

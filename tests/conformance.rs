@@ -532,7 +532,26 @@ fn own_answers(ours: SocketAddr) -> Vec<String> {
 fn differential_against_werkzeug() {
     let Some(oracle) = start_oracle() else { return };
     let server = support::serve(support::conformance::service());
-    let mut failures = compare(&oracle, server.addr);
+    check_differential(&oracle, &server);
+}
+
+/// The same corpus and expectations with `oracle_app.py` itself hosted in-process:
+/// the Python original, through the crate's rules.
+#[cfg(feature = "python")]
+#[test]
+fn differential_against_werkzeug_python_hosted() {
+    let Some(oracle) = start_oracle() else { return };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
+    let app = tower_wsgi::python::PyApp::builder()
+        .python_path(&dir)
+        .import("oracle_app:application")
+        .unwrap_or_else(|error| panic!("load oracle_app.py: {error}"));
+    let server = support::serve(tower_wsgi::WsgiService::new(app));
+    check_differential(&oracle, &server);
+}
+
+fn check_differential(oracle: &Oracle, server: &support::TestServer) {
+    let mut failures = compare(oracle, server.addr);
     failures.extend(own_answers(server.addr));
 
     // Every body the crate handed out was closed once everything finished.

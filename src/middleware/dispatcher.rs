@@ -107,6 +107,29 @@ impl App for Dispatcher {
         environ.insert("PATH_INFO", path_info);
         app.call(environ, start_response)
     }
+
+    fn allows_inline(&self) -> bool {
+        self.apps().all(|app| app.allows_inline())
+    }
+
+    fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
+        // Any of the apps may run on this thread: each wraps it in turn.
+        let apps: Vec<&Arc<dyn App>> = self.apps().collect();
+        nest_threads(&apps, thread);
+    }
+}
+
+impl Dispatcher {
+    fn apps(&self) -> impl Iterator<Item = &Arc<dyn App>> {
+        std::iter::once(&self.default).chain(self.mounts.iter().map(|(_, app)| app))
+    }
+}
+
+fn nest_threads(apps: &[&Arc<dyn App>], thread: &mut (dyn FnMut() + Send)) {
+    match apps.split_first() {
+        None => thread(),
+        Some((first, rest)) => first.run_thread(&mut || nest_threads(rest, thread)),
+    }
 }
 
 impl fmt::Debug for Dispatcher {

@@ -161,6 +161,14 @@ impl<M: Middleware> App for MiddlewareApp<M> {
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
         self.middleware.call(environ, start_response, &self.next)
     }
+
+    fn allows_inline(&self) -> bool {
+        self.next.allows_inline()
+    }
+
+    fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
+        self.next.run_thread(thread)
+    }
 }
 
 impl<M: fmt::Debug> fmt::Debug for MiddlewareApp<M> {

@@ -95,6 +95,20 @@ impl App for Next {
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
         Next::call(self, environ, start_response)
     }
+
+    fn allows_inline(&self) -> bool {
+        match &self.inner {
+            NextInner::App(app) => app.allows_inline(),
+            NextInner::Service(_) => true,
+        }
+    }
+
+    fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
+        match &self.inner {
+            NextInner::App(app) => app.run_thread(thread),
+            NextInner::Service(_) => thread(),
+        }
+    }
 }
 
 impl fmt::Debug for Next {

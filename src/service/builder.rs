@@ -2,7 +2,7 @@
 
 use http::HeaderValue;
 
-use super::pool::ThreadPool;
+use super::pool::{ThreadBody, ThreadPool};
 use super::WsgiService;
 use crate::app::App;
 use crate::environ::EnvironOptions;
@@ -77,10 +77,14 @@ impl Options {
         }
     }
 
-    pub(crate) fn pool(&self) -> ThreadPool {
+    /// The shared pool, or a pool of the service's own whose threads run
+    /// inside `thread_body`.
+    pub(crate) fn pool(&self, thread_body: ThreadBody) -> ThreadPool {
         match &self.shared_pool {
             Some(pool) => pool.clone(),
-            None => ThreadPool::new(self.max_threads, self.max_queue),
+            None => {
+                ThreadPool::with_thread_body(self.max_threads, self.max_queue, Some(thread_body))
+            }
         }
     }
 }
@@ -336,6 +340,11 @@ impl Builder {
     }
 
     /// The service, hosting `app` with these options.
+    ///
+    /// # Panics
+    ///
+    /// With [`inline`](Builder::inline) on, if `app` must run on the pool's
+    /// threads only ([`App::allows_inline`] is `false`).
     pub fn build<A: App>(&self, app: A) -> WsgiService<A> {
         WsgiService::with_options(app, &self.options)
     }

@@ -85,7 +85,10 @@ fn end(mut body: AppBody, ended: End, responder: &Responder) {
     match catch_unwind(AssertUnwindSafe(|| body.close())) {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
-            tracing::error!(error = %error::chain(&*error), "response body close() failed")
+            tracing::error!(
+                error = error::chain(&*error),
+                "response body close() failed"
+            )
         }
         Err(panic) => {
             tracing::error!(panic = %error::panic_message(&*panic), "response body close() panicked")

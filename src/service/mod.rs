@@ -27,6 +27,7 @@ mod pool;
 mod validate;
 
 pub use builder::Builder;
+use pool::ThreadBody;
 pub use pool::ThreadPool;
 
 use builder::Options;
@@ -72,15 +73,23 @@ impl<A: App> WsgiService<A> {
     }
 
     fn with_options(app: A, options: &Options) -> Self {
+        assert!(
+            !options.inline || app.allows_inline(),
+            "Builder::inline(true) cannot host {}: it must run on the pool's threads only",
+            std::any::type_name::<A>()
+        );
+        let app = Arc::new(app);
+        let thread_app = app.clone();
+        let thread_body: ThreadBody = Arc::new(move |thread| thread_app.run_thread(thread));
         Self {
-            app: Arc::new(app),
+            app,
             shared: Arc::new(Shared {
                 environ: Arc::new(options.environ()),
                 response: Arc::new(options.response()),
                 max_request_body: options.max_request_body,
                 inline: options.inline,
                 lenient_requests: options.lenient_requests,
-                pool: options.pool(),
+                pool: options.pool(thread_body),
                 #[cfg(feature = "axum")]
                 warned_unmounted_nest: std::sync::atomic::AtomicBool::new(false),
             }),

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
+/// Runs a worker thread's whole loop (the application's [`App::run_thread`](crate::App::run_thread)).
+pub(crate) type ThreadBody = Arc<dyn Fn(&mut (dyn FnMut() + Send)) + Send + Sync>;
+
 /// How long an idle thread waits for work before it ends.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,6 +47,9 @@ struct Shared {
     max_queue: usize,
     /// Threads started at once, without waiting: one per core.
     eager_threads: usize,
+    /// Only ever called on the pool's own threads, which catch every job's
+    /// panic themselves: it takes nothing from the pool's unwind safety.
+    thread_body: Option<AssertUnwindSafe<ThreadBody>>,
 }
 
 struct State {
@@ -80,7 +86,17 @@ pub(crate) enum Refused {
 }
 
 impl Pool {
+    #[cfg(test)]
     pub(crate) fn new(max_threads: usize, max_queue: usize) -> Self {
+        Self::with_thread_body(max_threads, max_queue, None)
+    }
+
+    /// A pool whose threads each run their loop inside `thread_body`.
+    pub(crate) fn with_thread_body(
+        max_threads: usize,
+        max_queue: usize,
+        thread_body: Option<ThreadBody>,
+    ) -> Self {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             shared: Arc::new(Shared {
@@ -99,6 +115,7 @@ impl Pool {
                 max_threads,
                 max_queue,
                 eager_threads: cores.min(max_threads),
+                thread_body: thread_body.map(AssertUnwindSafe),
             }),
         }
     }
@@ -209,7 +226,23 @@ fn spawn_worker(shared: &Arc<Shared>, first: Option<Job>) -> Result<(), Refused>
     let worker_shared = shared.clone();
     let spawned = thread::Builder::new()
         .name("tower-wsgi-app".to_owned())
-        .spawn(move || worker(&worker_shared, first));
+        .spawn(move || {
+            match worker_shared
+                .thread_body
+                .as_ref()
+                .map(|body| body.0.clone())
+            {
+                None => worker(&worker_shared, first),
+                Some(body) => {
+                    let mut first = Some(first);
+                    body(&mut || {
+                        if let Some(first) = first.take() {
+                            worker(&worker_shared, first);
+                        }
+                    });
+                }
+            }
+        });
     if let Err(error) = spawned {
         tracing::error!(%error, "could not start an application thread");
         shared.lock().threads -= 1;
@@ -374,10 +407,24 @@ impl ThreadPool {
     /// # Panics
     ///
     /// If `max_threads` is 0.
+    ///
+    /// Its threads run no application's [`App::run_thread`](crate::App::run_thread):
+    /// an application that needs per-thread state for a thread's whole life
+    /// (a hosted Python app keeps its interpreter thread state) is better
+    /// served by a pool of its own.
     pub fn new(max_threads: usize, max_queue: usize) -> Self {
+        Self::with_thread_body(max_threads, max_queue, None)
+    }
+
+    /// A pool whose threads each run their loop inside `thread_body`.
+    pub(crate) fn with_thread_body(
+        max_threads: usize,
+        max_queue: usize,
+        thread_body: Option<ThreadBody>,
+    ) -> Self {
         assert!(max_threads > 0, "a thread pool needs at least one thread");
         Self {
-            pool: Arc::new(Pool::new(max_threads, max_queue)),
+            pool: Arc::new(Pool::with_thread_body(max_threads, max_queue, thread_body)),
         }
     }
 

@@ -18,6 +18,8 @@ use tower_wsgi::{AppBody, BoxError};
 
 #[path = "../../examples/conformance.rs"]
 pub mod conformance;
+#[cfg(feature = "python")]
+pub mod python;
 
 pub(crate) use conformance::{one as param, query};
 

@@ -298,6 +298,14 @@ impl<A: App> App for ProxyFix<A> {
         self.fix_environ(&mut environ);
         self.app.call(environ, start_response)
     }
+
+    fn allows_inline(&self) -> bool {
+        self.app.allows_inline()
+    }
+
+    fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
+        self.app.run_thread(thread)
+    }
 }
 
 impl<A> fmt::Debug for ProxyFix<A> {

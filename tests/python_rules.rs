@@ -1,0 +1,192 @@
+//! The crate's rules applied to Python apps (tests/python/rules_apps.py):
+//! lazy `start_response`, `exc_info` replacing the headers before the body
+//! and raising the original exception after, a second call refused, `write()`,
+//! invalid statuses and headers, Content-Length both ways, 204, the body
+//! limit; inline dispatch refused; `TestClient` and tower layers unchanged.
+#![cfg(all(feature = "python", feature = "server"))]
+#![deny(warnings)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Conn, TestServer};
+use tower_wsgi::test_client::TestClient;
+use tower_wsgi::Builder;
+
+fn app() -> tower_wsgi::python::PyApp {
+    support::python::fixture("rules_apps:application")
+}
+
+fn server() -> TestServer {
+    support::capture_logs();
+    support::serve(Builder::new().max_request_body(10_000).build(app()))
+}
+
+fn seen(server: &TestServer) -> String {
+    server.get("/seen").body_str()
+}
+
+#[test]
+fn start_response_rules() {
+    let server = server();
+
+    let resp = server.get("/lazy");
+    assert_eq!(
+        (resp.status, resp.body_str().as_str()),
+        (201, "made lazily")
+    );
+    assert_eq!(resp.header("x-lazy"), Some("yes"));
+
+    let resp = server.get("/exc-before");
+    assert_eq!(
+        resp.status, 503,
+        "exc_info replaces the headers not yet sent"
+    );
+    assert_eq!(resp.reason, "Try Later");
+    assert_eq!(resp.body_str(), "error page");
+
+    let resp = server.get("/exc-after");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body_str(), "partial ");
+    assert!(!resp.complete, "the failure after the headers is visible");
+    assert!(seen(&server).contains("('exc-after reraised the original', True)"));
+    let line = support::log_line_with(&["/exc-after", "KeyError: 'after the body started'"]);
+    assert!(line.is_some_and(|l| l.contains("Traceback")));
+
+    // A second call without exc_info raises AssertionError, and the
+    // response is a 500 even if the app goes on (the crate's rule).
+    let resp = server.get("/twice");
+    assert_eq!(resp.status, 500);
+    assert!(seen(&server).contains(
+        "('second call', 'AssertionError: start_response called a second time without exc_info')"
+    ));
+
+    let resp = server.get("/write");
+    assert_eq!(resp.body_str(), "one two three");
+    assert!(seen(&server).contains("write() data must be bytes, not str: 'a str'"));
+}
+
+#[test]
+fn response_rules() {
+    let server = server();
+
+    let resp = server.get("/bad-status");
+    assert_eq!(resp.status, 500);
+    assert!(seen(&server).contains("bad status"));
+    assert!(support::log_line_with(&["/bad-status", "ValueError"]).is_some());
+
+    assert_eq!(server.get("/early-hints").status, 500, "1xx refused");
+
+    let resp = server.get("/injection");
+    assert_eq!(resp.status, 500);
+    assert!(resp.header("set-cookie").is_none(), "nothing injected");
+
+    let resp = server.get("/short");
+    assert_eq!(resp.body_str(), "only nine");
+    assert!(!resp.complete, "short body: truncation visible");
+
+    let mut conn = Conn::open(server.addr);
+    conn.send(b"GET /long HTTP/1.1\r\nHost: t\r\n\r\n");
+    let resp = conn.read_response(false);
+    assert_eq!(resp.body_str(), "hello", "exactly Content-Length bytes");
+
+    let mut conn = Conn::open(server.addr);
+    conn.send(b"GET /no-content HTTP/1.1\r\nHost: t\r\n\r\nGET /lazy HTTP/1.1\r\nHost: t\r\n\r\n");
+    let resp = conn.read_response(false);
+    assert_eq!(resp.status, 204);
+    assert!(resp.body.is_empty());
+    assert_eq!(conn.read_response(false).status, 201, "no stray bytes");
+}
+
+#[test]
+fn body_limit_is_413() {
+    let server = server();
+    let mut conn = Conn::open(server.addr);
+    conn.send(&support::post("/upload", &"x".repeat(20_000), ""));
+    assert_eq!(
+        conn.read_response(false).status,
+        413,
+        "declared length over the limit"
+    );
+
+    let mut raw =
+        String::from("POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for _ in 0..5 {
+        raw.push_str(&format!("{:x}\r\n{}\r\n", 4000, "y".repeat(4000)));
+    }
+    raw.push_str("0\r\n\r\n");
+    let mut conn = Conn::open(server.addr);
+    conn.send(raw.as_bytes());
+    assert_eq!(
+        conn.read_response(false).status,
+        413,
+        "chunked body past the limit"
+    );
+
+    let mut conn = Conn::open(server.addr);
+    conn.send(&support::post("/upload", "small", ""));
+    assert_eq!(conn.read_response(false).body_str(), "small");
+}
+
+#[test]
+fn threads_keep_their_python_thread_state() {
+    let server = support::serve(Builder::new().max_threads(1).build(app()));
+    let hits: Vec<String> = (0..3).map(|_| server.get("/local").body_str()).collect();
+    assert_eq!(
+        hits,
+        ["1", "2", "3"],
+        "threading.local survives between requests"
+    );
+}
+
+#[test]
+fn wrappers_pass_the_thread_hooks_on() {
+    let rust = tower_wsgi::app_fn(|_environ, start_response| {
+        start_response.start("200 OK", [("Content-Length", "4")])?;
+        Ok("rust".into())
+    });
+    let dispatcher = || tower_wsgi::middleware::Dispatcher::new(rust).mount("/py", app());
+    let server = support::serve(Builder::new().max_threads(1).build(dispatcher()));
+    let hits: Vec<String> = (0..3).map(|_| server.get("/py/local").body_str()).collect();
+    assert_eq!(hits, ["1", "2", "3"], "mounted under a Dispatcher");
+    assert_eq!(server.get("/other").body_str(), "rust");
+    let refused = std::panic::catch_unwind(|| Builder::new().inline(true).build(dispatcher()));
+    assert!(
+        refused.is_err(),
+        "a Dispatcher holding a PyApp refuses inline"
+    );
+
+    let middleware = tower_wsgi::middleware::from_fn(|environ, start_response, next| {
+        next.call(environ, start_response)
+    });
+    let wrapped = tower_wsgi::middleware::MiddlewareApp::new(middleware, app());
+    let server = support::serve(Builder::new().max_threads(1).build(wrapped));
+    let hits: Vec<String> = (0..2).map(|_| server.get("/local").body_str()).collect();
+    assert_eq!(hits, ["1", "2"], "behind a MiddlewareApp");
+}
+
+#[test]
+fn inline_dispatch_is_refused() {
+    let refused = std::panic::catch_unwind(|| Builder::new().inline(true).build(app()));
+    let message = support::panic_text(refused.expect_err("inline must be refused"));
+    assert!(message.contains("inline"), "{message}");
+    assert!(message.contains("PyApp"), "{message}");
+}
+
+#[test]
+fn test_client_and_tower_layers_work_unchanged() {
+    let client = TestClient::new(app());
+    let resp = client.get("/lazy").send_blocking();
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(resp.text(), "made lazily");
+
+    let service = tower::ServiceBuilder::new()
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            http::StatusCode::GATEWAY_TIMEOUT,
+            Duration::from_secs(5),
+        ))
+        .service(tower_wsgi::WsgiService::new(app()));
+    let server = support::serve(service);
+    assert_eq!(server.get("/write").body_str(), "one two three");
+}

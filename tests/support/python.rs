@@ -1,0 +1,51 @@
+//! Python fixtures (tests/python/) hosted by `PyApp`, and the test venv.
+
+use std::path::PathBuf;
+
+use tower_wsgi::python::PyApp;
+
+/// `spec` from tests/python/, e.g. `fault_apps:application`.
+pub fn fixture(spec: &str) -> PyApp {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    PyApp::builder()
+        .python_path(dir)
+        .import(spec)
+        .unwrap_or_else(|error| panic!("load {spec}: {error}"))
+}
+
+/// The venv with Flask that `.ci/run` makes (`.venv/`, or
+/// `$TOWER_WSGI_PYTHON_VENV`). Without it a test is skipped locally and
+/// fails under `CI=true`.
+pub fn flask_venv() -> Option<PathBuf> {
+    let venv = std::env::var_os("TOWER_WSGI_PYTHON_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    let has_flask = std::fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|dir| dir.path().join("site-packages/flask").is_dir());
+    if has_flask {
+        return Some(venv);
+    }
+    let message = format!(
+        "no venv with Flask at {} (.ci/run makes it; or set TOWER_WSGI_PYTHON_VENV)",
+        venv.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("skipping: {message}");
+    None
+}
+
+/// `spec` from tests/python/, with the Flask venv.
+pub fn flask_fixture(spec: &str) -> Option<PyApp> {
+    let venv = flask_venv()?;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    Some(
+        PyApp::builder()
+            .venv(venv)
+            .python_path(dir)
+            .import(spec)
+            .unwrap_or_else(|error| panic!("load {spec}: {error}")),
+    )
+}
