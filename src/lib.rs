@@ -74,6 +74,10 @@
 //! | [`middleware`] | ported WSGI middleware: [`middleware::Middleware`] and [`middleware::Next`], [`middleware::MiddlewareLayer`] in front of tower services, [`middleware::Dispatcher`], [`middleware::ProxyFix`] |
 //! | `server` | feature `server`: the crate's own hyper server, with TLS under `tls` |
 //! | `mount` | feature `axum`: mounting under axum's `nest_service` |
+//! | `python` | feature `python`: hosting the Python app itself |
+//! | [`util`] | `wsgiref.util`, cookies, conditional requests |
+//! | `multipart` | feature `multipart`: uploads, as `cgi.FieldStorage` reads them |
+//! | [`latin1`] | native strings and bytes, both ways |
 //! | [`test_client`] | `werkzeug.test.Client`: requests through every rule, no socket |
 //! | [`porting_guide`] | WSGI idioms beside their port |
 //!
@@ -84,6 +88,8 @@
 //! | `server` | yes | `server::Server` and `server::serve`: hyper-util's auto builder, HTTP/1 and h2c, graceful shutdown. Not needed when axum or another server serves the service. |
 //! | `axum` | no | `mount::AxumMount`: `SCRIPT_NAME`/`PATH_INFO` under axum 0.8's `nest_service`, `REMOTE_ADDR` from `ConnectInfo` |
 //! | `tls` | no | `server::TlsConfig`, `Server::tls`, `server::serve_tls` (rustls, ring provider); implies `server` |
+//! | `python` | no | `python::PyApp`: a Python WSGI application hosted in-process, under the same rules |
+//! | `multipart` | no | `multipart::Multipart`: `multipart/form-data` read from the blocking `wsgi.input` |
 //!
 //! No feature changes what an environ holds: mounting under axum is
 //! explicit (`mount::AxumMount`).
