@@ -31,6 +31,8 @@
 
 #[path = "bench_servers/mod.rs"]
 mod servers;
+#[path = "bench_wrk/mod.rs"]
+mod wrk_report;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -246,7 +248,7 @@ impl Bench {
                     p50_ms: load.p50_ms,
                     p99_ms: load.p99_ms,
                     cpu_us: cpu * 1e6 / load.requests.max(1) as f64,
-                    errors: load.errors,
+                    errors: load.non_2xx,
                 });
             }
             eprintln!("  round {} of {} done", round + 1, self.rounds);
@@ -409,7 +411,7 @@ impl ServerProcess {
             .take(2)
             .filter_map(|t| t.parse::<u64>().ok())
             .sum();
-        ticks as f64 / clock_ticks()
+        ticks as f64 / wrk_report::clock_ticks()
     }
 }
 
@@ -418,19 +420,6 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on Linux).
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
 }
 
 fn proc_status_field(pid: u32, field: &str) -> u64 {
@@ -450,16 +439,6 @@ fn proc_status_field(pid: u32, field: &str) -> u64 {
 
 // ---------------------------------------------------------------- load
 
-/// One wrk run.
-#[derive(Clone, Debug, Default)]
-struct Load {
-    requests_per_sec: f64,
-    requests: u64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
 /// One measurement of one server.
 #[derive(Clone, Debug, Default)]
 struct Sample {
@@ -476,7 +455,7 @@ fn wrk(
     connections: usize,
     seconds: u64,
     headers: &[String],
-) -> Result<Load, BoxError> {
+) -> Result<wrk_report::Load, BoxError> {
     let mut command = Command::new("wrk");
     command.args([
         "-t1",
@@ -491,46 +470,10 @@ fn wrk(
         .arg(format!("http://{addr}/"))
         .output()
         .map_err(|e| format!("could not run wrk (apt-get install wrk): {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut load = Load::default();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(rate) = line.strip_prefix("Requests/sec:") {
-            load.requests_per_sec = rate.trim().parse()?;
-        } else if let Some((n, _)) = line.split_once(" requests in ") {
-            load.requests = n.trim().parse()?;
-        } else if let Some(p) = line.strip_prefix("50%") {
-            load.p50_ms = parse_duration_ms(p.trim())?;
-        } else if let Some(p) = line.strip_prefix("99%") {
-            load.p99_ms = parse_duration_ms(p.trim())?;
-        } else if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            load.errors += n.trim().parse::<u64>()?;
-        } else if let Some(errors) = line.strip_prefix("Socket errors:") {
-            load.errors += errors
-                .split(',')
-                .filter_map(|e| e.split_whitespace().last()?.parse::<u64>().ok())
-                .sum::<u64>();
-        }
-    }
-    if load.requests_per_sec == 0.0 {
-        return Err(format!("wrk printed no rate:\n{text}").into());
-    }
+    let mut load = wrk_report::parse(&String::from_utf8_lossy(&output.stdout))?;
+    // Either kind of error makes a row's note.
+    load.non_2xx += std::mem::take(&mut load.socket_errors);
     Ok(load)
-}
-
-fn parse_duration_ms(text: &str) -> Result<f64, BoxError> {
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or("no unit")?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse()?;
-    Ok(match unit {
-        "us" => number / 1000.0,
-        "ms" => number,
-        "s" => number * 1000.0,
-        "m" => number * 60_000.0,
-        _ => return Err(format!("unknown unit {unit}").into()),
-    })
 }
 
 /// The many-headers request's headers besides `Host` (wrk adds it).
@@ -794,7 +737,7 @@ fn idle_row(
                 load.requests_per_sec / bare
             )),
             idle.len(),
-            failed + load.errors
+            failed + load.non_2xx
         ),
     });
     Ok(load.requests_per_sec)

@@ -26,6 +26,9 @@
 //! `BENCH_GRANIAN` (the granian binary, default `.venv/bin/granian`).
 #![deny(warnings)]
 
+#[path = "bench_wrk/mod.rs"]
+mod wrk_report;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -100,7 +103,9 @@ fn main() -> Result<(), BoxError> {
                 let run = Run {
                     load: load.clone(),
                     rss_kib: server.peak_rss_kib(),
-                    cpu_us_per_request: ticks as f64 * 1e6 / clock_ticks() / load.requests as f64,
+                    cpu_us_per_request: ticks as f64 * 1e6
+                        / wrk_report::clock_ticks()
+                        / load.requests as f64,
                 };
                 eprintln!("{route:6} {:12} round {round}: {run:?}", SERVERS[which]);
                 runs[which].push(run);
@@ -126,7 +131,10 @@ fn main() -> Result<(), BoxError> {
         for (i, name) in SERVERS.iter().enumerate() {
             let m = &medians[i];
             let (lo, hi) = runs[i].iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
-                (lo.min(r.load.rps), hi.max(r.load.rps))
+                (
+                    lo.min(r.load.requests_per_sec),
+                    hi.max(r.load.requests_per_sec),
+                )
             });
             let label = match *name {
                 "granian" => "Granian 2.8.7 (default threads)",
@@ -135,13 +143,13 @@ fn main() -> Result<(), BoxError> {
             };
             println!(
                 "| /{route} | {label} | {:.0} ({lo:.0}-{hi:.0}) | {:.2} | {:.2} | {:.1} | {:.1} | {:.2}x | {:.2}x |",
-                m.load.rps,
+                m.load.requests_per_sec,
                 m.load.p50_ms,
                 m.load.p99_ms,
                 m.rss_kib as f64 / 1024.0,
                 m.cpu_us_per_request,
-                m.load.rps / medians[0].load.rps,
-                m.load.rps / medians[1].load.rps,
+                m.load.requests_per_sec / medians[0].load.requests_per_sec,
+                m.load.requests_per_sec / medians[1].load.requests_per_sec,
             );
         }
     }
@@ -217,14 +225,14 @@ fn serve(addr: &str) -> Result<(), BoxError> {
 
 #[derive(Clone, Debug)]
 struct Run {
-    load: Load,
+    load: wrk_report::Load,
     rss_kib: u64,
     cpu_us_per_request: f64,
 }
 
 fn median_run(runs: &[Run]) -> Run {
     let mut sorted = runs.to_vec();
-    sorted.sort_by(|a, b| a.load.rps.total_cmp(&b.load.rps));
+    sorted.sort_by(|a, b| a.load.requests_per_sec.total_cmp(&b.load.requests_per_sec));
     let mut median = sorted[sorted.len() / 2].clone();
     let mid = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -380,15 +388,6 @@ fn pinned() -> bool {
     std::env::var("BENCH_PIN").as_deref() != Ok("0")
 }
 
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 fn post_script(dir: &Path, size: usize) -> Result<PathBuf, BoxError> {
     let path = dir.join(format!("post{size}.lua"));
     std::fs::write(
@@ -400,16 +399,7 @@ fn post_script(dir: &Path, size: usize) -> Result<PathBuf, BoxError> {
     Ok(path)
 }
 
-#[derive(Clone, Debug, Default)]
-struct Load {
-    rps: f64,
-    requests: u64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-fn wrk(url: &str, script: Option<&Path>, seconds: u64) -> Result<Load, BoxError> {
+fn wrk(url: &str, script: Option<&Path>, seconds: u64) -> Result<wrk_report::Load, BoxError> {
     let mut command = Command::new("taskset");
     command.args([
         "-c",
@@ -427,40 +417,9 @@ fn wrk(url: &str, script: Option<&Path>, seconds: u64) -> Result<Load, BoxError>
         .arg(url)
         .output()
         .map_err(|e| format!("could not run wrk (apt-get install wrk): {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut load = Load::default();
-    for line in text.lines().map(str::trim) {
-        if let Some(rate) = line.strip_prefix("Requests/sec:") {
-            load.rps = rate.trim().parse()?;
-        } else if let Some(p) = line.strip_prefix("50%") {
-            load.p50_ms = duration_ms(p.trim())?;
-        } else if let Some(p) = line.strip_prefix("99%") {
-            load.p99_ms = duration_ms(p.trim())?;
-        } else if line.contains("requests in") {
-            load.requests = line.split_whitespace().next().unwrap_or("0").parse()?;
-        } else if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            load.errors += n.trim().parse::<u64>()?;
-        }
-    }
-    if load.rps == 0.0 || load.requests == 0 {
-        return Err(format!("wrk printed no rate:\n{text}").into());
-    }
-    if load.errors > 0 {
-        return Err(format!("{} error responses from {url}", load.errors).into());
+    let load = wrk_report::parse(&String::from_utf8_lossy(&output.stdout))?;
+    if load.non_2xx > 0 {
+        return Err(format!("{} error responses from {url}", load.non_2xx).into());
     }
     Ok(load)
-}
-
-fn duration_ms(text: &str) -> Result<f64, BoxError> {
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or("no unit")?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse()?;
-    Ok(match unit {
-        "us" => number / 1000.0,
-        "ms" => number,
-        "s" => number * 1000.0,
-        _ => return Err(format!("unknown unit {unit}").into()),
-    })
 }
