@@ -2,6 +2,7 @@
 //! 17): the request MUSTs of RFC 9112 enforced before the application runs,
 //! pipelining after unread bodies, and the targets hyper refuses.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! answer a non-ASCII path with the bytes the client sent, as their Python
 //! originals (`environ["PATH_INFO"].encode("latin-1")`) do.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

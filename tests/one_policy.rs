@@ -3,6 +3,7 @@
 //! and dropped, so what the client's connection does is decided once, by the
 //! builder given to `MiddlewareLayer::with_builder`.
 #![deny(warnings)]
+#![cfg(all(feature = "server", feature = "axum"))]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! body-transforming and capturing middleware, byte for byte; close() once
 //! through each; the rules applied once, at the edge, to what goes out.
 #![deny(warnings)]
+#![cfg(feature = "server")]
 
 mod support;
 

@@ -314,9 +314,7 @@ fn answers_match_a_real_connection() {
 
 mod werkzeug_level {
     use super::*;
-    use std::io::Read;
     use tower_wsgi::app_fn;
-    use tower_wsgi::test_client::FormData;
 
     /// Echoes what a redirect or cookie test needs to see.
     fn site(mut environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
@@ -502,7 +500,9 @@ mod werkzeug_level {
     #[cfg(feature = "multipart")]
     mod uploads {
         use super::*;
+        use std::io::Read;
         use tower_wsgi::multipart::Multipart;
+        use tower_wsgi::test_client::FormData;
 
         /// `cgi.FieldStorage`'s port: fields and files, streamed.
         fn upload(
