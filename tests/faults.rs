@@ -161,17 +161,6 @@ fn one_thread_server(probe: &Probe) -> TestServer {
     )
 }
 
-/// The single app thread serves a new request within two seconds.
-fn assert_serving(server: &TestServer) {
-    let started = Instant::now();
-    let resp = server.get("/ok");
-    assert_eq!(resp.body, b"ok");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "the app thread was not returned"
-    );
-}
-
 #[test]
 fn app_failures_at_every_point() {
     let probe = Probe::default();
@@ -209,7 +198,7 @@ fn app_failures_at_every_point() {
                 support::log_line_with(&[&target, "fault:"]).is_some(),
                 "{target}: cause logged"
             );
-            assert_serving(&server);
+            support::assert_serving(&server);
         }
     }
 }
@@ -227,7 +216,7 @@ fn client_leaves_before_the_headers() {
         "close() ran after the client left"
     );
     assert!(support::log_line_with(&["/sleep", "client disconnected"]).is_some());
-    assert_serving(&server);
+    support::assert_serving(&server);
     assert_eq!(probe.closes(), 2);
 }
 
@@ -247,7 +236,7 @@ fn client_leaves_mid_body() {
         wait_for(&probe.closes, 1),
         "close() ran after the client left"
     );
-    assert_serving(&server);
+    support::assert_serving(&server);
 }
 
 #[test]
@@ -261,7 +250,7 @@ fn client_leaves_mid_upload() {
     assert!(wait_for(&probe.returned, 1), "the app returned");
     let errors = probe.input_errors.lock().unwrap().clone();
     assert_eq!(errors.len(), 1, "wsgi.input failed: {errors:?}");
-    assert_serving(&server);
+    support::assert_serving(&server);
 }
 
 #[test]
@@ -277,7 +266,7 @@ fn client_leaves_while_the_server_waits_for_100_continue() {
     drop(conn);
     assert!(wait_for(&probe.returned, 1), "the app returned");
     assert_eq!(probe.input_errors.lock().unwrap().len(), 1);
-    assert_serving(&server);
+    support::assert_serving(&server);
 }
 
 #[test]

@@ -45,16 +45,6 @@ fn one_thread_server() -> TestServer {
     support::serve(Builder::new().max_threads(1).max_queue(8).build(app))
 }
 
-fn assert_serving(server: &TestServer) {
-    let started = Instant::now();
-    let resp = server.get("/ok");
-    assert_eq!(resp.body, b"ok");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "the app thread was not returned"
-    );
-}
-
 #[test]
 fn python_failures_at_every_point() {
     let server = one_thread_server();
@@ -145,7 +135,7 @@ fn python_failures_at_every_point() {
                 "{target}: traceback logged"
             );
         }
-        assert_serving(&server);
+        support::assert_serving(&server);
     }
 }
 
@@ -162,7 +152,7 @@ fn client_leaves_before_the_headers() {
         "close() ran after the client left"
     );
     assert!(support::log_line_with(&["/sleep", "client disconnected"]).is_some());
-    assert_serving(&server);
+    support::assert_serving(&server);
     assert_eq!(closed(&server), before + 2);
 }
 
@@ -182,7 +172,7 @@ fn client_leaves_an_endless_generator() {
         wait_for(&server, "closed", before + 1),
         "the generator was closed after the client left"
     );
-    assert_serving(&server);
+    support::assert_serving(&server);
     assert_eq!(closed(&server), before + 2);
 }
 
@@ -204,5 +194,5 @@ fn client_leaves_mid_upload() {
         1,
         "wsgi.input raised OSError"
     );
-    assert_serving(&server);
+    support::assert_serving(&server);
 }

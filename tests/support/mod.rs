@@ -83,6 +83,18 @@ where
     }
 }
 
+/// The server's one application thread answers `/ok` with `ok` within two
+/// seconds: it was returned to the pool after whatever came before.
+pub fn assert_serving(server: &TestServer) {
+    let started = std::time::Instant::now();
+    let resp = server.get("/ok");
+    assert_eq!(resp.body, b"ok");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the app thread was not returned"
+    );
+}
+
 impl TestServer {
     pub fn connect(&self) -> Conn {
         Conn::open(self.addr)
