@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use support::{Conn, Framing, TestServer};
+use support::{Conn, TestServer};
 use tower_wsgi::{app_fn, App, AppBody, BoxError, Builder, Environ, Iterable, StartResponse};
 
 /// Bodies that count their closes, and apps that report when they return.
@@ -175,19 +175,7 @@ fn app_failures_at_every_point() {
             let target = format!("/{kind}/{when}");
             let before = probe.closes();
             let resp = server.get(&target);
-            assert_eq!(resp.status, status, "{target}");
-            assert!(
-                resp.body_str().contains(body),
-                "{target}: {:?}",
-                resp.body_str()
-            );
-            assert_eq!(
-                resp.complete, complete,
-                "{target}: truncation visible exactly when cut"
-            );
-            if status == 500 {
-                assert_eq!(resp.framing, Framing::Length, "{target}");
-            }
+            resp.assert_failure_answer(&target, status, body, complete);
             assert!(wait_for(&probe.closes, before + closes), "{target}");
             assert_eq!(
                 probe.closes(),

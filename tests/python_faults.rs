@@ -12,7 +12,7 @@ mod support;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use support::{Framing, TestServer};
+use support::TestServer;
 use tower_wsgi::Builder;
 
 fn counters(server: &TestServer) -> serde_json::Value {
@@ -108,19 +108,7 @@ fn python_failures_at_every_point() {
     ] {
         let before = closed(&server);
         let resp = server.get(target);
-        assert_eq!(resp.status, status, "{target}");
-        assert!(
-            resp.body_str().contains(body),
-            "{target}: {:?}",
-            resp.body_str()
-        );
-        assert_eq!(
-            resp.complete, complete,
-            "{target}: truncation visible exactly when cut"
-        );
-        if status == 500 {
-            assert_eq!(resp.framing, Framing::Length, "{target}");
-        }
+        resp.assert_failure_answer(target, status, body, complete);
         assert!(wait_for(&server, "closed", before + closes), "{target}");
         assert_eq!(
             closed(&server),

@@ -156,6 +156,25 @@ impl Resp {
             .collect()
     }
 
+    /// What the client must see of an app that failed at some point: the
+    /// status, a body holding `body`, a complete body exactly when nothing was
+    /// cut, and a 500 framed by `Content-Length`.
+    pub fn assert_failure_answer(&self, target: &str, status: u16, body: &str, complete: bool) {
+        assert_eq!(self.status, status, "{target}");
+        assert!(
+            self.body_str().contains(body),
+            "{target}: {:?}",
+            self.body_str()
+        );
+        assert_eq!(
+            self.complete, complete,
+            "{target}: truncation visible exactly when cut"
+        );
+        if status == 500 {
+            assert_eq!(self.framing, Framing::Length, "{target}");
+        }
+    }
+
     pub fn body_str(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
