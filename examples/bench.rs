@@ -62,7 +62,7 @@ fn main() -> Result<(), BoxError> {
     let bench = Bench {
         seconds: env_u64("BENCH_SECONDS", 5),
         rounds: env_u64("BENCH_ROUNDS", 3).max(1) as usize,
-        mimalloc: mimalloc_server()?,
+        mimalloc: wrk_report::mimalloc_server(&[])?,
     };
     let mut table = Table::default();
     println!("{}", machine());
@@ -173,36 +173,6 @@ impl Alloc {
             Mimalloc => "mimalloc",
         }
     }
-}
-
-/// The `bench_mimalloc` example beside this one, built (or found fresh) by
-/// cargo when this one runs under cargo.
-fn mimalloc_server() -> Result<PathBuf, BoxError> {
-    let this = std::env::current_exe()?;
-    let path = this.with_file_name(format!("bench_mimalloc{}", std::env::consts::EXE_SUFFIX));
-    if let Ok(cargo) = std::env::var("CARGO") {
-        let profile: &[&str] = if cfg!(debug_assertions) {
-            &[]
-        } else {
-            &["--release"]
-        };
-        let built = Command::new(cargo)
-            .args(["build", "--quiet", "--example", "bench_mimalloc"])
-            .args(profile)
-            .status()
-            .map_err(|e| format!("could not build the bench_mimalloc example: {e}"))?;
-        if !built.success() {
-            return Err("could not build the bench_mimalloc example".into());
-        }
-    }
-    if !path.exists() {
-        return Err(format!(
-            "{} is missing: cargo build --release --example bench_mimalloc",
-            path.display()
-        )
-        .into());
-    }
-    Ok(path)
 }
 
 struct Bench {

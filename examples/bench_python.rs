@@ -12,7 +12,9 @@
 //! for every row so its peak RSS (`VmHWM`, summed over its processes) is the
 //! row's own; wrk (`-t1 -c64`) runs pinned to CPU 1. Granian runs as in its
 //! benchmark (1 worker, 1 runtime thread), with its default blocking threads
-//! and with `--blocking-threads 1`; `PyApp` with the crate's defaults but
+//! and with `--blocking-threads 1`; `PyApp` as users run it (the system
+//! allocator, a `tracing_subscriber::fmt` subscriber at INFO), and beside it
+//! on mimalloc (`bench_mimalloc`, built on first use), with the crate's defaults but
 //! [`ConnectionPolicy::KeepAliveChunked`](tower_wsgi::ConnectionPolicy), since
 //! Granian keeps connections alive after a body without `Content-Length`
 //! (the app sets none) where the crate's default closes them. Server
@@ -29,8 +31,8 @@
 #[path = "bench_wrk/mod.rs"]
 mod wrk_report;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "bench_servers/mod.rs"]
+mod servers;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -38,7 +40,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tower_wsgi::python::PyApp;
 use tower_wsgi::BoxError;
 
 const ROUTES: [(&str, Option<usize>); 7] = [
@@ -51,7 +52,7 @@ const ROUTES: [(&str, Option<usize>); 7] = [
     ("io10", None),
 ];
 
-const SERVERS: [&str; 3] = ["granian", "granian-bt1", "pyapp"];
+const SERVERS: [&str; 4] = ["granian", "granian-bt1", "pyapp", "pyapp-mimalloc"];
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -60,7 +61,7 @@ fn manifest() -> PathBuf {
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve") {
-        return serve(args.get(1).ok_or("serve ADDR")?);
+        return servers::serve("python", args.get(1).ok_or("serve ADDR")?);
     }
     let env = |name: &str, default: u64| {
         std::env::var(name)
@@ -70,9 +71,12 @@ fn main() -> Result<(), BoxError> {
     };
     let seconds = env("BENCH_SECONDS", 8);
     let rounds = env("BENCH_ROUNDS", 3) as usize;
-    let granian = std::env::var_os("BENCH_GRANIAN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest().join(".venv/bin/granian"));
+    let programs = Programs {
+        granian: std::env::var_os("BENCH_GRANIAN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| manifest().join(".venv/bin/granian")),
+        mimalloc: wrk_report::mimalloc_server(&["python"])?,
+    };
     let routes: Vec<_> = ROUTES
         .iter()
         .filter(|(name, _)| args.is_empty() || args.iter().any(|a| a == name))
@@ -94,7 +98,7 @@ fn main() -> Result<(), BoxError> {
         for round in 0..rounds {
             for i in 0..SERVERS.len() {
                 let which = (i + round) % SERVERS.len();
-                let server = Server::start(SERVERS[which], &granian)?;
+                let server = Server::start(SERVERS[which], &programs)?;
                 let url = format!("http://{}/{route}", server.addr);
                 wrk(&url, script.as_deref(), 2)?; // warm-up
                 let before = server.cpu_ticks();
@@ -118,7 +122,7 @@ fn main() -> Result<(), BoxError> {
     let mut slow_rows = Vec::new();
     if slow {
         for which in SERVERS {
-            let server = Server::start(which, &granian)?;
+            let server = Server::start(which, &programs)?;
             slow_rows.push((which, slow_reader(&server)?));
         }
     }
@@ -139,7 +143,8 @@ fn main() -> Result<(), BoxError> {
             let label = match *name {
                 "granian" => "Granian 2.8.7 (default threads)",
                 "granian-bt1" => "Granian 2.8.7 `--blocking-threads 1`",
-                _ => "tower-wsgi `PyApp`",
+                "pyapp" => "tower-wsgi `PyApp`",
+                _ => "tower-wsgi `PyApp`, mimalloc",
             };
             println!(
                 "| /{route} | {label} | {:.0} ({lo:.0}-{hi:.0}) | {:.2} | {:.2} | {:.1} | {:.1} | {:.2}x | {:.2}x |",
@@ -204,25 +209,6 @@ fn slow_reader(server: &Server) -> Result<(Vec<u64>, bool), BoxError> {
     Ok((samples, complete))
 }
 
-/// `bench_python serve ADDR`: the bench app hosted by `PyApp`.
-fn serve(addr: &str) -> Result<(), BoxError> {
-    let app = PyApp::builder()
-        .python_path(manifest().join("tests/python"))
-        .import("bench_app:app")?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let server = tower_wsgi::server::Server::bind(addr).await?;
-        println!("listening on {}", server.local_addr()?);
-        // Granian keeps a connection alive after a body without a
-        // Content-Length; the crate's default closes it (Werkzeug's rule).
-        let service = tower_wsgi::Builder::new()
-            .connection_policy(tower_wsgi::ConnectionPolicy::KeepAliveChunked)
-            .build(app);
-        server.serve(service).await
-    })?;
-    Ok(())
-}
-
 #[derive(Clone, Debug)]
 struct Run {
     load: wrk_report::Load,
@@ -245,13 +231,21 @@ fn median_run(runs: &[Run]) -> Run {
     median
 }
 
+/// The servers' programs besides this one (which hosts `PyApp` on the
+/// system allocator).
+struct Programs {
+    granian: PathBuf,
+    /// `bench_mimalloc` built with the `python` feature: `PyApp` on mimalloc.
+    mimalloc: PathBuf,
+}
+
 struct Server {
     child: Child,
     addr: SocketAddr,
 }
 
 impl Server {
-    fn start(which: &str, granian: &Path) -> Result<Self, BoxError> {
+    fn start(which: &str, programs: &Programs) -> Result<Self, BoxError> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut command = Command::new("taskset");
@@ -263,8 +257,14 @@ impl Server {
                     .arg("serve")
                     .arg(addr.to_string());
             }
+            "pyapp-mimalloc" => {
+                command
+                    .arg(&programs.mimalloc)
+                    .args(["serve", "python"])
+                    .arg(addr.to_string());
+            }
             _ => {
-                command.arg(granian).args([
+                command.arg(&programs.granian).args([
                     "--interface",
                     "wsgi",
                     "--log-level",
@@ -294,7 +294,6 @@ impl Server {
             }
         }
         let child = command
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -61,10 +61,25 @@ pub(crate) fn serve(mode: &str, addr: &str) -> Result<(), BoxError> {
             "wsgi-stream" => server.serve(WsgiService::new(stream)).await?,
             "bare-upload" => server.serve(tower::service_fn(bare_upload)).await?,
             "wsgi-upload" => server.serve(WsgiService::new(upload)).await?,
+            #[cfg(feature = "python")]
+            "python" => server.serve(python_bench_app()?).await?,
             other => return Err(format!("unknown mode {other}").into()),
         }
         Ok(())
     })
+}
+
+/// `bench_python`'s app (tests/python/bench_app.py) hosted by `PyApp`.
+/// Granian keeps a connection alive after a body without a Content-Length;
+/// the crate's default closes it (Werkzeug's rule), so the bench opts in.
+#[cfg(feature = "python")]
+fn python_bench_app() -> Result<WsgiService<tower_wsgi::python::PyApp>, BoxError> {
+    let app = tower_wsgi::python::PyApp::builder()
+        .python_path(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python"))
+        .import("bench_app:app")?;
+    Ok(Builder::new()
+        .connection_policy(tower_wsgi::ConnectionPolicy::KeepAliveChunked)
+        .build(app))
 }
 
 fn hello_response() -> Response<Full<Bytes>> {

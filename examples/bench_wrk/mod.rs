@@ -1,6 +1,8 @@
-//! What the benchmarks read from `wrk --latency`, and the clock they read
-//! server CPU time with: one parser for `bench` and `bench_python`.
+//! What the benchmarks read from `wrk --latency`, the clock they read
+//! server CPU time with, and the mimalloc build of their servers: shared by
+//! `bench` and `bench_python`.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use tower_wsgi::BoxError;
@@ -72,4 +74,43 @@ pub(crate) fn clock_ticks() -> f64 {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     })
+}
+
+/// The `bench_mimalloc` example beside the running bench, built with
+/// `features` (or found fresh) by cargo when the bench runs under cargo.
+pub(crate) fn mimalloc_server(features: &[&str]) -> Result<PathBuf, BoxError> {
+    let this = std::env::current_exe()?;
+    let path = this.with_file_name(format!("bench_mimalloc{}", std::env::consts::EXE_SUFFIX));
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let profile: &[&str] = if cfg!(debug_assertions) {
+            &[]
+        } else {
+            &["--release"]
+        };
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "--example", "bench_mimalloc"]);
+        if !features.is_empty() {
+            build.args(["--features", &features.join(",")]);
+        }
+        let built = build
+            .args(profile)
+            .status()
+            .map_err(|e| format!("could not build the bench_mimalloc example: {e}"))?;
+        if !built.success() {
+            return Err("could not build the bench_mimalloc example".into());
+        }
+    }
+    if !path.exists() {
+        let features = if features.is_empty() {
+            String::new()
+        } else {
+            format!(" --features {}", features.join(","))
+        };
+        return Err(format!(
+            "{} is missing: cargo build --release{features} --example bench_mimalloc",
+            path.display()
+        )
+        .into());
+    }
+    Ok(path)
 }
