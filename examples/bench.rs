@@ -5,7 +5,7 @@
 //! cargo run --release --example bench -- hello   # only the groups named
 //! ```
 //!
-//! Groups: `hello headers stream upload slow idle`.
+//! Groups: `hello nested headers stream upload slow idle`.
 //!
 //! Every server runs as users run `examples/hello.rs`: a
 //! `tracing_subscriber::fmt` subscriber at `INFO`, the default blocking
@@ -87,6 +87,23 @@ fn main() -> Result<(), BoxError> {
         ];
         let bare_rate = bench.load_rows(&mut table, &rows, &[])?;
         granian_row(&mut table, bare_rate, bench.seconds)?;
+    }
+    if wanted("nested") {
+        let rows = [
+            ("bare hyper", System, "bare-hello"),
+            ("tower-wsgi, blocking dispatch", System, "wsgi-hello"),
+            (
+                "ported middleware in front of it, one edge",
+                System,
+                "wsgi-nested-hello",
+            ),
+            (
+                "ported middleware in front of it, join_edge(false)",
+                System,
+                "wsgi-nested-own-pool-hello",
+            ),
+        ];
+        bench.load_rows(&mut table, &rows, &[])?;
     }
     if wanted("headers") {
         let name = "50 headers + 4 KiB cookie";

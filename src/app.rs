@@ -57,7 +57,9 @@ pub trait App: Send + Sync + 'static {
     ///
     /// An application that must only ever run on the pool's threads (one
     /// hosting an interpreter, say) answers `false`, and building an inline
-    /// service for it fails.
+    /// service for it fails. `false` also keeps it on its service's own
+    /// threads behind a middleware layer (see
+    /// [`Builder::join_edge`](crate::Builder::join_edge)).
     fn allows_inline(&self) -> bool {
         true
     }

@@ -55,6 +55,8 @@ pub(crate) fn serve(mode: &str, addr: &str) -> Result<(), BoxError> {
                     .serve(Builder::new().inline(true).build(hello))
                     .await?
             }
+            "wsgi-nested-hello" => server.serve(nested_hello(true)).await?,
+            "wsgi-nested-own-pool-hello" => server.serve(nested_hello(false)).await?,
             "bare-headers" => server.serve(tower::service_fn(bare_headers)).await?,
             "wsgi-headers" => server.serve(WsgiService::new(headers)).await?,
             "bare-stream" => server.serve(tower::service_fn(bare_stream)).await?,
@@ -80,6 +82,19 @@ fn python_bench_app() -> Result<WsgiService<tower_wsgi::python::PyApp>, BoxError
     Ok(Builder::new()
         .connection_policy(tower_wsgi::ConnectionPolicy::KeepAliveChunked)
         .build(app))
+}
+
+/// The hello app behind a pass-through ported middleware: on the edge's
+/// thread (`join`, the default), or as an edge of its own.
+fn nested_hello(
+    join: bool,
+) -> tower_wsgi::middleware::MiddlewareService<impl tower_wsgi::middleware::Middleware> {
+    use tower::Layer;
+    let pass = tower_wsgi::middleware::from_fn(|environ, start_response, next| {
+        next.call(environ, start_response)
+    });
+    tower_wsgi::middleware::MiddlewareLayer::new(pass)
+        .layer(Builder::new().join_edge(join).build(hello))
 }
 
 fn hello_response() -> Response<Full<Bytes>> {

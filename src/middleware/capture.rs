@@ -72,7 +72,20 @@ impl Captured {
     /// `exc_info`, or an `exc_info` call after a chunk was written is an
     /// [`Error`] of the same [`ErrorKind`] the edge would report.
     pub fn call<A: App + ?Sized>(app: &A, environ: Environ) -> Result<Self, BoxError> {
-        let state = Arc::new(Mutex::new(State::default()));
+        Self::call_holding(app, environ, None)
+    }
+
+    /// [`Captured::call`], with `write()` failing once the chunks it holds
+    /// (written, not yet pulled) would pass `write_limit` bytes.
+    pub(crate) fn call_holding<A: App + ?Sized>(
+        app: &A,
+        environ: Environ,
+        write_limit: Option<WriteLimit>,
+    ) -> Result<Self, BoxError> {
+        let state = Arc::new(Mutex::new(State {
+            write_limit,
+            ..State::default()
+        }));
         let body = app.call(environ, capturing(state.clone()))?;
         let mut body = AppBody::new(CapturedBody {
             state: state.clone(),
@@ -99,7 +112,9 @@ impl Captured {
                 // start_response was called while this chunk was made: the
                 // chunk goes back, first in line.
                 Some(Ok(chunk)) if lock(&state).head.is_some() => {
-                    lock(&state).written.push_front(chunk);
+                    let mut guard = lock(&state);
+                    guard.held += chunk.len();
+                    guard.written.push_front(chunk);
                 }
                 Some(Ok(_)) | None => {
                     return Err(Error::new(
@@ -159,6 +174,30 @@ struct State {
     committed: bool,
     /// Written chunks not yet yielded by the body.
     written: VecDeque<Bytes>,
+    /// Their bytes.
+    held: usize,
+    write_limit: Option<WriteLimit>,
+}
+
+/// How much `write()` may hold before the body is pulled, and what the
+/// error says past it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteLimit {
+    pub(crate) bytes: usize,
+    pub(crate) why: &'static str,
+}
+
+impl State {
+    fn pop_written(&mut self) -> Option<Bytes> {
+        let chunk = self.written.pop_front()?;
+        self.held -= chunk.len();
+        Some(chunk)
+    }
+
+    fn push_written(&mut self, chunk: Bytes) {
+        self.held += chunk.len();
+        self.written.push_back(chunk);
+    }
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -191,8 +230,13 @@ fn capturing(state: Arc<Mutex<State>>) -> StartResponse {
         Ok(Writer::from_fn(move |data| {
             if !data.is_empty() {
                 let mut guard = lock(&state);
+                if let Some(limit) = guard.write_limit {
+                    if guard.held + data.len() > limit.bytes {
+                        return Err(Error::new(ErrorKind::WouldBlock, limit.why));
+                    }
+                }
                 guard.committed = true;
-                guard.written.push_back(data);
+                guard.push_written(data);
             }
             Ok(())
         }))
@@ -211,7 +255,7 @@ struct CapturedBody {
 
 impl Iterable for CapturedBody {
     fn next_chunk(&mut self) -> Option<Result<Bytes, BoxError>> {
-        if let Some(chunk) = lock(&self.state).written.pop_front() {
+        if let Some(chunk) = lock(&self.state).pop_written() {
             return Some(Ok(chunk));
         }
         if let Some(error) = self.error.take() {
@@ -228,9 +272,9 @@ impl Iterable for CapturedBody {
             Some(Ok(chunk)) if !guard.written.is_empty() => {
                 if !chunk.is_empty() {
                     guard.committed = true;
-                    guard.written.push_back(chunk);
+                    guard.push_written(chunk);
                 }
-                guard.written.pop_front().map(Ok)
+                guard.pop_written().map(Ok)
             }
             Some(Ok(chunk)) => {
                 if !chunk.is_empty() {
@@ -238,8 +282,8 @@ impl Iterable for CapturedBody {
                 }
                 Some(Ok(chunk))
             }
-            None => guard.written.pop_front().map(Ok),
-            Some(Err(error)) => match guard.written.pop_front() {
+            None => guard.pop_written().map(Ok),
+            Some(Err(error)) => match guard.pop_written() {
                 Some(chunk) => {
                     self.error = Some(error);
                     Some(Ok(chunk))

@@ -125,6 +125,18 @@ use crate::service::{Builder, WsgiService};
 ///
 /// The inner service's future runs on the application thread (blocking it,
 /// as a legacy app would), inside the runtime the edge was called from.
+///
+/// # One edge, whatever the nesting
+///
+/// A [`WsgiService`] reached behind the layer (directly, through an axum
+/// `Router`, under more middleware layers) runs its app on that same
+/// thread: one application thread, one span and one set of events per
+/// request, and every rule applied once, here, to what finally goes out.
+/// Its answer passes through the layers in between as an ordinary response
+/// (the mapping above is skipped for it: the rules judge its headers,
+/// hop-by-hop ones included), and an error of its app comes back as the
+/// `Err` of `next.call`. See [`Builder::join_edge`] for what stays the inner
+/// service's and when it is an edge of its own instead.
 pub struct MiddlewareLayer<M> {
     middleware: Arc<M>,
     builder: Builder,
@@ -150,8 +162,9 @@ impl<M: Middleware> MiddlewareLayer<M> {
     ///
     /// The edge's [`connection_policy`](Builder::connection_policy) is the
     /// one the client's connection follows, for every service behind the
-    /// layer: theirs describes a connection that does not exist, and their
-    /// `Connection` header is dropped.
+    /// layer: the `WsgiService`s behind it answer through the edge's rules,
+    /// and any other service's `Connection` header describes a connection
+    /// that does not exist, and is dropped.
     pub fn with_builder(middleware: M, builder: Builder) -> Self {
         Self {
             middleware: Arc::new(middleware),

@@ -21,6 +21,7 @@ mod next;
 mod proxy_fix;
 
 pub use capture::Captured;
+pub(crate) use capture::WriteLimit;
 pub use map_chunks::{map_chunks, MapChunks};
 
 pub use dispatcher::Dispatcher;

@@ -24,7 +24,8 @@ use crate::environ::{self, block_on, boxed_bytes_body, Environ, InputBody};
 use crate::error::BoxError;
 use crate::headers;
 use crate::latin1;
-use crate::response::StartResponse;
+use crate::response::{Failure, StartResponse};
+use crate::service::{NestedCall, Unruled};
 
 /// The app a [`Middleware`](super::Middleware) wraps: a tower service or a legacy [`App`].
 ///
@@ -176,16 +177,31 @@ fn call_service(
         .as_ref()
         .and_then(|edge| edge.runtime.clone())
         .or_else(|| Handle::try_current().ok());
-    let request = inner_request(&mut environ, edge.as_ref().map(|e| &*e.headers))?;
+    let mut request = inner_request(&mut environ, edge.as_ref().map(|e| &*e.headers))?;
     let is_head = request.method() == Method::HEAD;
+    // This thread waits for the answer: a WsgiService reached with it may
+    // run its app here (one edge, whatever the nesting).
+    request.extensions_mut().insert(NestedCall::here());
 
     let response = {
         let _context = runtime.as_ref().map(Handle::enter);
         block_on(service.call(request))?
     };
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    let unruled = parts.extensions.remove::<Unruled>();
+    if let Some(failure) = unruled.as_ref().and_then(Unruled::take_failure) {
+        // The nested app's failure, raised where the middleware called it.
+        return match failure {
+            Failure::Error(error) => Err(error),
+            Failure::Panic(payload) => std::panic::resume_unwind(payload),
+        };
+    }
     let status = status_line(parts.status, parts.extensions.get::<ReasonPhrase>());
-    let headers = response_headers(parts.status, parts.headers, &body, is_head);
+    let headers = match unruled {
+        // The app's own answer: the edge's rules judge every header.
+        Some(_) => wsgi_headers(&parts.headers),
+        None => response_headers(parts.status, parts.headers, &body, is_head),
+    };
     start_response.start(status, headers)?;
     Ok(AppBody::new(InnerBody {
         body: Some(body),
@@ -361,6 +377,10 @@ fn response_headers(
             _ => {}
         }
     }
+    wsgi_headers(&headers)
+}
+
+fn wsgi_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), latin1::decode(value.as_bytes())))

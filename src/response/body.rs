@@ -1,5 +1,6 @@
 use std::fmt;
 use std::pin::Pin;
+use std::sync::PoisonError;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -7,6 +8,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
 
 use super::trace::{Ending, RequestTrace};
+use crate::body::AppBody;
 use crate::error::BoxError;
 
 /// One item of the channel from the application thread: a chunk, or the
@@ -45,6 +47,11 @@ enum Kind {
         /// An abort, held back for one poll (see `poll_frame`).
         abort: Option<BoxError>,
     },
+    /// A nested app's body, pulled on the thread that polls it: the edge's
+    /// application thread, which waits for each chunk anyway. `None` once
+    /// ended (and closed). The mutex only keeps the body `Sync`; polling
+    /// takes `&mut`, so it is never locked.
+    Pulled(std::sync::Mutex<Option<AppBody>>),
 }
 
 impl Default for ResponseBody {
@@ -92,6 +99,11 @@ impl ResponseBody {
         })
     }
 
+    /// A nested app's body, for the edge to pull (see `service::nested`).
+    pub(crate) fn pulled(body: AppBody) -> Self {
+        Self::new(Kind::Pulled(std::sync::Mutex::new(Some(body))))
+    }
+
     pub(crate) fn stream(rx: mpsc::Receiver<StreamItem>, content_length: Option<u64>) -> Self {
         Self::new(Kind::Stream {
             rx,
@@ -128,6 +140,7 @@ impl Body for ResponseBody {
             Kind::Once { ended, .. } => *ended,
             Kind::Empty { end_stream } => *end_stream,
             Kind::Stream { ended, .. } => *ended,
+            Kind::Pulled(body) => body.lock().map_or(true, |body| body.is_none()),
         }
     }
 
@@ -140,6 +153,7 @@ impl Body for ResponseBody {
             Kind::Stream { remaining, .. } => {
                 remaining.map_or_else(SizeHint::default, SizeHint::with_exact)
             }
+            Kind::Pulled(_) => SizeHint::default(),
         }
     }
 }
@@ -194,6 +208,21 @@ fn poll_kind(
                 }
             }
         }
+        Kind::Pulled(slot) => {
+            let slot = slot.get_mut().unwrap_or_else(PoisonError::into_inner);
+            let Some(body) = slot.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match body.next() {
+                Some(Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                ended => {
+                    // Dropped, so closed (once, a failure logged), before the
+                    // end is reported: close() comes before the response ends.
+                    *slot = None;
+                    Poll::Ready(ended.map(|failed| failed.map(Frame::data)))
+                }
+            }
+        }
     }
 }
 
@@ -215,6 +244,7 @@ impl fmt::Debug for ResponseBody {
             Kind::Once { .. } => "Once",
             Kind::Empty { .. } => "Empty",
             Kind::Stream { .. } => "Stream",
+            Kind::Pulled(_) => "Pulled",
         };
         f.debug_struct("ResponseBody").field("kind", &kind).finish()
     }

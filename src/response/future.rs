@@ -38,6 +38,14 @@ impl ResponseFuture {
         }
     }
 
+    /// A nested answer: the edge's own span and events report the request.
+    pub(crate) fn untraced(response: Response<ResponseBody>) -> Self {
+        Self {
+            kind: Kind::Ready(Some(response)),
+            trace: None,
+        }
+    }
+
     pub(crate) fn waiting(rx: oneshot::Receiver<Outcome>, trace: RequestTrace) -> Self {
         Self {
             kind: Kind::Waiting(rx),

@@ -66,7 +66,7 @@ where
     V: AsRef<str>,
 {
     let (status, reason) = parse_status(status)?;
-    let (mut headers, mut content_length) = parse_headers(headers, rules.hop_by_hop)?;
+    let (mut headers, mut content_length) = parse_headers(headers, Some(rules.hop_by_hop))?;
     let code = status.as_u16();
 
     if code == 204 {
@@ -154,9 +154,10 @@ pub(crate) fn parse_status(status: &str) -> Result<(StatusCode, Option<ReasonPhr
 }
 
 /// Validates the application's headers and extracts its `Content-Length`.
+/// `hop_by_hop: None` keeps hop-by-hop headers, for the edge to judge.
 pub(crate) fn parse_headers<K, V>(
     headers: impl IntoIterator<Item = (K, V)>,
-    hop_by_hop: HopByHop,
+    hop_by_hop: Option<HopByHop>,
 ) -> Result<(HeaderMap, Option<u64>), Error>
 where
     K: AsRef<str>,
@@ -176,13 +177,14 @@ where
         })?;
         if headers::is_hop_by_hop(&header_name) {
             match hop_by_hop {
-                HopByHop::Reject => {
+                None => {}
+                Some(HopByHop::Reject) => {
                     return Err(Error::new(
                         ErrorKind::HopByHopHeader,
                         format!("hop-by-hop header {name:?} is not allowed from an application"),
                     ))
                 }
-                HopByHop::Drop => {
+                Some(HopByHop::Drop) => {
                     tracing::warn!(
                         header = name,
                         "dropped a hop-by-hop header set by the application"
@@ -338,7 +340,7 @@ mod tests {
         ] {
             let err = prep("200 OK", &[(name, "x")], GET11).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::HopByHopHeader, "{name}");
-            let (map, _) = parse_headers([(name, "x")], HopByHop::Drop).unwrap();
+            let (map, _) = parse_headers([(name, "x")], Some(HopByHop::Drop)).unwrap();
             assert!(map.is_empty(), "{name}");
         }
     }

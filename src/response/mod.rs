@@ -17,7 +17,7 @@ pub use options::{ConnectionPolicy, HopByHop};
 pub use start_response::{Header, StartResponse, Writer};
 
 pub(crate) use answers::simple_response;
-pub(crate) use head::RequestFacts;
+pub(crate) use head::{parse_headers, parse_status, RequestFacts};
 pub(crate) use options::{HeadRules, ResponseOptions, DEFAULT_SERVER};
 pub(crate) use responder::{ChunkFrom, Failure, Responder, Sent, Stop};
 pub(crate) use trace::RequestTrace;

@@ -58,7 +58,7 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::Error(error) => error::chain(&**error),
             Self::Panic(payload) => format!("panic: {}", error::panic_message(&**payload)),

@@ -30,6 +30,7 @@ pub(crate) struct Options {
     shared_pool: Option<ThreadPool>,
     response_buffer: usize,
     pub(crate) inline: bool,
+    pub(crate) join_edge: bool,
     pub(crate) lenient_requests: bool,
 }
 
@@ -50,6 +51,7 @@ impl Default for Options {
             shared_pool: None,
             response_buffer: 4,
             inline: false,
+            join_edge: true,
             lenient_requests: false,
         }
     }
@@ -300,6 +302,36 @@ impl Builder {
     #[must_use]
     pub fn inline(mut self, inline: bool) -> Self {
         self.options.inline = inline;
+        self
+    }
+
+    /// Behind a [`MiddlewareLayer`](crate::middleware::MiddlewareLayer),
+    /// whether the app runs on the edge's thread (default on).
+    ///
+    /// When a middleware's `next` reaches this service (directly, or through
+    /// an axum `Router` and tower layers), the middleware's thread waits for
+    /// the answer anyway, so by default the app runs right there: one
+    /// application thread for the whole request, one span, one set of
+    /// events, and the response rules applied once, by the edge, to what
+    /// finally goes out. The app's answer passes through whatever sits in
+    /// between as an ordinary response, and an error of the app reaches the
+    /// middleware as the `Err` of `next.call`, as a Python exception reaches
+    /// the middleware that called the app. This service's request checks,
+    /// body limit and environ options still apply; its response options
+    /// (connection policy, `Server`, hop-by-hop policy, `passthrough_errors`)
+    /// give way to the edge's.
+    ///
+    /// Off, or when the app needs threads of its own
+    /// ([`App::allows_inline`] is `false`, as for a Python app), or when a
+    /// layer in between moved the call to a task of its own, the service is
+    /// an edge of its own: its own pool thread (the middleware's waits for
+    /// it), span and rules. Turn it off for an app that sends more than
+    /// 1 MiB through `write()` before returning: on the edge's thread,
+    /// nothing can send that on before the app returns, so past 1 MiB
+    /// `write` fails with [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock).
+    #[must_use]
+    pub fn join_edge(mut self, join: bool) -> Self {
+        self.options.join_edge = join;
         self
     }
 

@@ -23,10 +23,12 @@ use crate::response::{
 mod builder;
 mod drain;
 mod driver;
+mod nested;
 mod pool;
 mod validate;
 
 pub use builder::Builder;
+pub(crate) use nested::{NestedCall, Unruled};
 use pool::ThreadBody;
 pub use pool::ThreadPool;
 
@@ -54,6 +56,7 @@ struct Shared {
     response: Arc<ResponseOptions>,
     max_request_body: Option<u64>,
     inline: bool,
+    join_edge: bool,
     lenient_requests: bool,
     pool: ThreadPool,
     /// The warning for a nest without a mount point went out.
@@ -78,6 +81,7 @@ impl<A: App> WsgiService<A> {
             "Builder::inline(true) cannot host {}: it must run on the pool's threads only",
             std::any::type_name::<A>()
         );
+        let join_edge = options.join_edge && app.allows_inline();
         let app = Arc::new(app);
         let thread_app = app.clone();
         let thread_body: ThreadBody = Arc::new(move |thread| thread_app.run_thread(thread));
@@ -88,6 +92,7 @@ impl<A: App> WsgiService<A> {
                 response: Arc::new(options.response()),
                 max_request_body: options.max_request_body,
                 inline: options.inline,
+                join_edge,
                 lenient_requests: options.lenient_requests,
                 pool: options.pool(thread_body),
                 #[cfg(feature = "axum")]
@@ -139,13 +144,29 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let shared = &self.shared;
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let facts = RequestFacts {
             is_head: parts.method == http::Method::HEAD,
             version: parts.version,
         };
-        let span = RequestTrace::span(&parts.method, &parts.uri);
-        let trace = RequestTrace::new(span.clone());
+        // Called from a middleware's `next`, which waits on this thread: the
+        // edge's span and events report the request, its rules answer it.
+        let nested = parts
+            .extensions
+            .remove::<NestedCall>()
+            .is_some_and(|call| shared.join_edge && call.is_here());
+        let span = if nested {
+            tracing::Span::none()
+        } else {
+            RequestTrace::span(&parts.method, &parts.uri)
+        };
+        let traced = |response| {
+            if nested {
+                ResponseFuture::untraced(response)
+            } else {
+                ResponseFuture::ready(response, RequestTrace::new(span.clone()))
+            }
+        };
         let server = shared.response.head.server.as_ref();
         #[cfg(feature = "axum")]
         if crate::mount::nested_without_mount_point(&parts.extensions)
@@ -177,7 +198,7 @@ where
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            return ResponseFuture::ready(response, trace);
+            return traced(response);
         }
 
         if let (Some(limit), Some(declared)) =
@@ -191,12 +212,17 @@ where
                         "request body over the configured limit; answering 413"
                     )
                 });
-                return ResponseFuture::ready(
-                    simple_response(StatusCode::PAYLOAD_TOO_LARGE, server, facts.is_head),
-                    trace,
-                );
+                return traced(simple_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    server,
+                    facts.is_head,
+                ));
             }
         }
+        if nested {
+            return ResponseFuture::untraced(nested::answer(&*self.app, shared, parts, body));
+        }
+        let trace = RequestTrace::new(span.clone());
 
         // Inline, a request body would be read on the worker it waits for.
         let bodiless = body.is_end_stream();

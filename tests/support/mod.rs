@@ -15,6 +15,8 @@ use hyper::body::Incoming;
 use tower_service::Service;
 use tower_wsgi::server::Server;
 use tower_wsgi::{AppBody, BoxError};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
 #[path = "../../examples/conformance.rs"]
 pub mod conformance;
@@ -407,10 +409,100 @@ pub fn capture_logs() {
             .with_ansi(false)
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || writer.clone())
-            .finish();
+            .finish()
+            .with(SpanRecorder);
         tracing::subscriber::set_global_default(subscriber).unwrap();
         buffer
     });
+}
+
+// ===== the crate's `wsgi` spans, and the events inside them =====
+
+/// Every `wsgi` span made (its URI), and every event with the URI of the
+/// outermost `wsgi` span it happened in.
+#[derive(Default)]
+struct SpanRecord {
+    spans: Vec<String>,
+    events: Vec<(String, String)>,
+}
+
+static SPANS: Mutex<SpanRecord> = Mutex::new(SpanRecord {
+    spans: Vec::new(),
+    events: Vec::new(),
+});
+
+/// How many `wsgi` spans were made for a URI ending in `tail`.
+pub fn spans_ending(tail: &str) -> usize {
+    capture_logs();
+    let record = SPANS.lock().unwrap();
+    record
+        .spans
+        .iter()
+        .filter(|uri| uri.ends_with(tail))
+        .count()
+}
+
+/// How many events saying `needle` happened inside a `wsgi` span for a URI
+/// ending in `tail`.
+pub fn events_in_spans_ending(tail: &str, needle: &str) -> usize {
+    capture_logs();
+    let record = SPANS.lock().unwrap();
+    record
+        .events
+        .iter()
+        .filter(|(uri, message)| uri.ends_with(tail) && message.contains(needle))
+        .count()
+}
+
+struct SpanRecorder;
+
+/// The `uri` of a span, or the message of an event.
+#[derive(Default)]
+struct Text(String);
+
+struct SpanUri(String);
+
+impl tracing::field::Visit for Text {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if matches!(field.name(), "uri" | "message") {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for SpanRecorder
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != "wsgi" {
+            return;
+        }
+        let mut uri = Text::default();
+        attrs.record(&mut uri);
+        SPANS.lock().unwrap().spans.push(uri.0.clone());
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanUri(uri.0));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        let mut message = Text::default();
+        event.record(&mut message);
+        let uri = ctx.event_scope(event).and_then(|scope| {
+            scope
+                .from_root()
+                .find_map(|span| span.extensions().get::<SpanUri>().map(|uri| uri.0.clone()))
+        });
+        if let Some(uri) = uri {
+            SPANS.lock().unwrap().events.push((uri, message.0));
+        }
+    }
 }
 
 /// Waits up to two seconds for a log line holding every one of `needles`.
