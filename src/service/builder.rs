@@ -132,8 +132,10 @@ impl Builder {
     ///
     /// Only the outermost edge decides, since the client's connection is
     /// its: behind a [`MiddlewareLayer`](crate::middleware::MiddlewareLayer)
-    /// the inner services' `Connection` header is dropped as hop-by-hop, so
-    /// the policy of the builder given to
+    /// the inner services answer through the edge's rules (see
+    /// [`join_edge`](Builder::join_edge)), or, as edges of their own, have
+    /// their `Connection` header dropped as hop-by-hop, so the policy of the
+    /// builder given to
     /// [`MiddlewareLayer::with_builder`](crate::middleware::MiddlewareLayer::with_builder)
     /// applies to every route behind it. Services mounted side by side (in
     /// an axum `Router`) are each an edge: build them from one `Builder`,
@@ -319,7 +321,9 @@ impl Builder {
     /// the middleware that called the app. This service's request checks,
     /// body limit and environ options still apply; its response options
     /// (connection policy, `Server`, hop-by-hop policy, `passthrough_errors`)
-    /// give way to the edge's.
+    /// give way to the edge's. The app runs inside this service's `call`, so
+    /// a timeout layer between the edge and this service cannot cut it
+    /// short: put timeouts in front of the edge.
     ///
     /// Off, or when the app needs threads of its own
     /// ([`App::allows_inline`] is `false`, as for a Python app), or when a
