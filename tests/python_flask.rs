@@ -16,7 +16,7 @@ use support::{Conn, Framing, TestServer};
 
 fn server() -> Option<TestServer> {
     support::capture_logs();
-    let app = support::python::flask_fixture("flask_app:app")?;
+    let app = support::python::venv_fixture("flask_app:app", "flask")?;
     Some(support::serve(tower_wsgi::WsgiService::new(app)))
 }
 
@@ -159,7 +159,7 @@ fn flask_session_cookie_round_trips() {
 #[test]
 fn flask_chunked_upload_past_the_limit_is_413() {
     support::capture_logs();
-    let Some(app) = support::python::flask_fixture("flask_app:app") else {
+    let Some(app) = support::python::venv_fixture("flask_app:app", "flask") else {
         return;
     };
     let server = support::serve(

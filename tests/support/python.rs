@@ -13,23 +13,23 @@ pub fn fixture(spec: &str) -> PyApp {
         .unwrap_or_else(|error| panic!("load {spec}: {error}"))
 }
 
-/// The venv with Flask that `.ci/run` makes (`.venv/`, or
-/// `$TOWER_WSGI_PYTHON_VENV`). Without it a test is skipped locally and
-/// fails under `CI=true`.
-pub fn flask_venv() -> Option<PathBuf> {
+/// The test venv that `.ci/run` makes (`.venv/`, or
+/// `$TOWER_WSGI_PYTHON_VENV`), if `package` is installed in it. Without it
+/// a test is skipped locally and fails under `CI=true`.
+pub fn venv_with(package: &str) -> Option<PathBuf> {
     let venv = std::env::var_os("TOWER_WSGI_PYTHON_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-    let has_flask = std::fs::read_dir(venv.join("lib"))
+    let installed = std::fs::read_dir(venv.join("lib"))
         .into_iter()
         .flatten()
         .flatten()
-        .any(|dir| dir.path().join("site-packages/flask").is_dir());
-    if has_flask {
+        .any(|dir| dir.path().join("site-packages").join(package).is_dir());
+    if installed {
         return Some(venv);
     }
     let message = format!(
-        "no venv with Flask at {} (.ci/run makes it; or set TOWER_WSGI_PYTHON_VENV)",
+        "no venv with {package} at {} (.ci/run makes it; or set TOWER_WSGI_PYTHON_VENV)",
         venv.display()
     );
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
@@ -37,9 +37,9 @@ pub fn flask_venv() -> Option<PathBuf> {
     None
 }
 
-/// `spec` from tests/python/, with the Flask venv.
-pub fn flask_fixture(spec: &str) -> Option<PyApp> {
-    let venv = flask_venv()?;
+/// `spec` from tests/python/, with the test venv holding `package`.
+pub fn venv_fixture(spec: &str, package: &str) -> Option<PyApp> {
+    let venv = venv_with(package)?;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python");
     Some(
         PyApp::builder()
