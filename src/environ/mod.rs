@@ -18,7 +18,7 @@ use build::Received;
 pub(crate) use build::{build, EnvironError, EnvironOptions};
 pub use errors::ErrorStream;
 pub use extensions::{Https, LocalAddr, MountPoint, RemoteAddr};
-pub(crate) use input::{block_on, boxed_bytes_body, BodyFault};
+pub(crate) use input::{block_on, boxed_bytes_body, send_in_batches, BodyFault};
 pub use input::{Input, InputBody};
 pub(crate) use keys::{add_headers, header_name_of};
 use keys::{cgi_header_key, HeaderVar};

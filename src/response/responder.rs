@@ -631,7 +631,7 @@ impl Responder {
                 Err(_) => Err(()),
             }
         } else {
-            tx.blocking_send(Ok(chunk)).map_err(drop)
+            crate::environ::block_on(crate::environ::send_in_batches(tx, Ok(chunk))).map_err(drop)
         };
         if sent.is_ok() {
             return Ok(Sent::Accepted);
