@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::{header, request, HeaderMap, Method, Version};
 
 use super::keys::{add_headers, header_var, HeaderVar};
+use super::Home;
 use super::{
     below_prefix, Environ, Https, Input, LocalAddr, Made, MountPoint, RemoteAddr, Text, Vars,
 };
@@ -154,6 +155,7 @@ pub(crate) fn build(
     mut parts: request::Parts,
     input: Input,
     options: &Arc<EnvironOptions>,
+    home: Option<Arc<dyn Home>>,
 ) -> Result<Environ, EnvironError> {
     let (uri, mount_len) = match parts.extensions.remove::<MountPoint>() {
         Some(mount) => {
@@ -215,6 +217,7 @@ pub(crate) fn build(
         errors: OnceCell::new(),
         input_terminated,
         extensions: parts.extensions,
+        home,
     })
 }
 
@@ -259,7 +262,7 @@ mod tests {
 
     fn environ_of(req: Request<()>, options: &EnvironOptions) -> Result<Environ, EnvironError> {
         let (parts, ()) = req.into_parts();
-        build(parts, Input::default(), &Arc::new(options.clone()))
+        build(parts, Input::default(), &Arc::new(options.clone()), None)
     }
 
     #[test]
@@ -389,7 +392,7 @@ mod tests {
             .insert(RemoteAddr("10.0.0.1:5".parse().unwrap()));
         let (parts, ()) = req.into_parts();
         let options = Arc::new(options());
-        let mut env = build(parts, Input::from_bytes("data"), &options).unwrap();
+        let mut env = build(parts, Input::from_bytes("data"), &options, None).unwrap();
         let expected: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))

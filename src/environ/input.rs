@@ -81,14 +81,19 @@ impl Spent {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .pop();
+        // A few sizes only, so that buffers fit the next frames and the
+        // allocator sees the same blocks come back.
+        let size = frame.len().next_power_of_two().max(64 * 1024);
         let mut buffer = match spare.map(Bytes::try_into_mut) {
             Some(Ok(mut buffer)) => {
                 buffer.clear();
+                // In place when the buffer is large enough (a read one
+                // moved its start), else one larger.
+                buffer.reserve(size);
                 buffer
             }
-            _ => bytes::BytesMut::new(),
+            _ => bytes::BytesMut::with_capacity(size),
         };
-        buffer.reserve(frame.len());
         buffer.extend_from_slice(frame);
         buffer.freeze()
     }

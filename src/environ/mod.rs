@@ -6,6 +6,7 @@ use std::cell::OnceCell;
 use std::collections::{btree_map, BTreeMap};
 use std::fmt;
 use std::iter::Peekable;
+use std::sync::Arc;
 
 mod build;
 mod errors;
@@ -16,6 +17,7 @@ mod views;
 
 use build::Received;
 pub(crate) use build::{build, EnvironError, EnvironOptions};
+
 pub use errors::ErrorStream;
 pub use extensions::{Https, LocalAddr, MountPoint, RemoteAddr};
 pub(crate) use input::{block_on, boxed_bytes_body, send_in_batches, BodyFault};
@@ -61,6 +63,34 @@ pub struct Environ {
     errors: OnceCell<ErrorStream>,
     input_terminated: bool,
     extensions: http::Extensions,
+    /// Where the request's memory goes when the environ is dropped: back to
+    /// the async worker that allocated it, when the environ lives on an
+    /// application thread.
+    home: Option<Arc<dyn Home>>,
+}
+
+/// The request's own memory (its headers, URI and extensions, allocated
+/// by hyper on an async worker), handed back to be freed there: glibc's
+/// malloc makes a free on another thread costly (arena locks).
+pub(crate) struct Leftovers {
+    _received: Option<Received>,
+    _extensions: http::Extensions,
+}
+
+/// Takes an environ's [`Leftovers`] for the async worker to drop.
+pub(crate) trait Home: Send + Sync {
+    fn keep(&self, leftovers: Leftovers);
+}
+
+impl Drop for Environ {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take() {
+            home.keep(Leftovers {
+                _received: self.received.take(),
+                _extensions: std::mem::take(&mut self.extensions),
+            });
+        }
+    }
 }
 
 impl Environ {
@@ -325,6 +355,7 @@ impl Environ {
             errors: OnceCell::from(self.errors()),
             input_terminated: self.input_terminated,
             extensions: self.extensions.clone(),
+            home: None,
         }
     }
 
@@ -385,6 +416,7 @@ impl Default for Environ {
             errors: OnceCell::new(),
             input_terminated: false,
             extensions: http::Extensions::new(),
+            home: None,
         }
     }
 }
