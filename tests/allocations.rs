@@ -102,3 +102,50 @@ fn a_hello_request_allocates_little_beyond_bare_hyper() {
 
 const INLINE_EXTRA: f64 = 6.5;
 const BLOCKING_EXTRA: f64 = 7.5;
+
+/// Records the thread that drops it.
+#[derive(Clone)]
+struct DropSite(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Drop for DropSite {
+    fn drop(&mut self) {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        self.0.lock().unwrap().push(name);
+    }
+}
+
+#[test]
+fn the_request_made_on_the_async_worker_is_freed_there_not_on_the_app_thread() {
+    // glibc's malloc makes a free on another thread than the allocating one
+    // costly: the request's headers and extensions go back to be freed.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("async-worker")
+        .enable_all()
+        .build()
+        .unwrap();
+    let sites = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let service = Builder::new().build(hello);
+    runtime.block_on(async {
+        let sites = sites.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                let mut request = requests(1).pop().unwrap();
+                request.extensions_mut().insert(DropSite(sites.clone()));
+                let response = service.clone().oneshot(request).await.unwrap();
+                response.into_body().collect().await.unwrap();
+            }
+        })
+        .await
+        .unwrap();
+    });
+    let sites = sites.lock().unwrap();
+    assert_eq!(sites.len(), 20);
+    assert!(
+        sites.iter().all(|site| site == "async-worker"),
+        "dropped on {sites:?}"
+    );
+}

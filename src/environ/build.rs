@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use http::{header, request, HeaderMap, Method, Version};
 
-use super::keys::add_headers;
-use super::{below_prefix, Environ, Https, Input, LocalAddr, MountPoint, RemoteAddr, Text, Vars};
+use super::keys::{add_headers, header_var, HeaderVar};
+use super::Home;
+use super::{
+    below_prefix, Environ, Https, Input, LocalAddr, Made, MountPoint, RemoteAddr, Text, Vars,
+};
 use crate::latin1;
 
 /// The service's options the environ is made with.
@@ -104,6 +107,19 @@ impl Received {
         }
     }
 
+    /// The header variable `key`, made alone (the common case), or `None`
+    /// when only making the whole group tells: kept underscored names may
+    /// spell one key several ways.
+    pub(super) fn header_var(&self, key: &str) -> Option<HeaderVar<'_>> {
+        if self.options.keep_underscore_headers {
+            return None;
+        }
+        if let (Some(authority), "HTTP_HOST") = (&self.authority, key) {
+            return Some(HeaderVar::Borrowed(authority));
+        }
+        header_var(&self.headers, key)
+    }
+
     fn server_name_and_port(&self, scheme: &str) -> (String, Text) {
         if let Some(addr) = self.local {
             return (addr.ip().to_string(), Cow::Owned(addr.port().to_string()));
@@ -139,6 +155,7 @@ pub(crate) fn build(
     mut parts: request::Parts,
     input: Input,
     options: &Arc<EnvironOptions>,
+    home: Option<Arc<dyn Home>>,
 ) -> Result<Environ, EnvironError> {
     let (uri, mount_len) = match parts.extensions.remove::<MountPoint>() {
         Some(mount) => {
@@ -194,11 +211,13 @@ pub(crate) fn build(
     Ok(Environ {
         vars: OnceCell::new(),
         header_vars: OnceCell::new(),
+        made: Made::default(),
         received: Some(received),
         input,
         errors: OnceCell::new(),
         input_terminated,
         extensions: parts.extensions,
+        home,
     })
 }
 
@@ -228,6 +247,7 @@ fn protocol(version: Version) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use super::super::is_header_key;
     use super::*;
     use http::Request;
 
@@ -242,7 +262,7 @@ mod tests {
 
     fn environ_of(req: Request<()>, options: &EnvironOptions) -> Result<Environ, EnvironError> {
         let (parts, ()) = req.into_parts();
-        build(parts, Input::default(), &Arc::new(options.clone()))
+        build(parts, Input::default(), &Arc::new(options.clone()), None)
     }
 
     #[test]
@@ -290,6 +310,78 @@ mod tests {
     }
 
     #[test]
+    fn one_header_variable_read_alone_is_what_the_whole_group_holds() {
+        let request = || {
+            let mut req = Request::get("http://u@authority.example:81/x")
+                .header("host", "ignored")
+                .header("x-b", "2")
+                .header("x-b", "3")
+                .header("Cookie", "a=1")
+                .header("Cookie", "b=2")
+                .header("content-type", "text/plain")
+                .header("content-type", "text/html")
+                .header("content-length", "7")
+                .header(
+                    "x-latin",
+                    http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+                )
+                .header("x_under", "u")
+                .header("x.odd!", "o")
+                .header("x-".to_owned() + &"l".repeat(90), "long")
+                .header("accept", "*/*")
+                .body(())
+                .unwrap();
+            *req.version_mut() = Version::HTTP_11;
+            req
+        };
+        for keep in [false, true] {
+            let options = EnvironOptions {
+                keep_underscore_headers: keep,
+                ..options()
+            };
+            let whole = environ_of(request(), &options).unwrap();
+            let whole: Vec<(String, String)> = whole
+                .iter()
+                .filter(|(k, _)| is_header_key(k))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            assert!(whole.len() >= 9, "{whole:?}");
+            let env = environ_of(request(), &options).unwrap();
+            for (key, value) in &whole {
+                assert_eq!(env.get(key), Some(&**value), "{key}, keep {keep}");
+                assert_eq!(env.get(key), Some(&**value), "{key} again");
+            }
+            for key in [
+                "HTTP_CONTENT_TYPE",
+                "HTTP_CONTENT_LENGTH",
+                "HTTP_X-B",
+                "HTTP_x_b",
+                "HTTP_",
+                "HTTP_X_MISSING",
+                "HTTP_X_B ",
+                "HTTP_\u{e9}",
+            ] {
+                assert_eq!(env.get(key), None, "{key}");
+            }
+            // Read one at a time, the group itself was never made.
+            assert_eq!(env.header_vars.get().is_none(), !keep);
+        }
+        let env = environ_of(request(), &options()).unwrap();
+        assert_eq!(env.get("HTTP_HOST"), Some("authority.example:81"));
+        assert_eq!(env.get("HTTP_COOKIE"), Some("a=1; b=2"));
+        assert_eq!(env.get("HTTP_X_B"), Some("2,3"));
+        assert_eq!(env.get("CONTENT_TYPE"), Some("text/html"));
+        assert_eq!(env.get("HTTP_X_LATIN"), Some("caf\u{e9}"));
+        assert_eq!(env.get("HTTP_X_UNDER"), None);
+        assert_eq!(env.get("HTTP_X.ODD!"), Some("o"));
+        // Written after a lone read, the group is made and the write holds.
+        let mut env = env;
+        assert_eq!(env.insert("HTTP_X_B", "4").as_deref(), Some("2,3"));
+        assert_eq!(env.get("HTTP_X_B"), Some("4"));
+        assert_eq!(env.get("HTTP_COOKIE"), Some("a=1; b=2"));
+    }
+
+    #[test]
     fn copies_carry_every_variable_of_a_received_request() {
         let mut req = Request::post("/caf%C3%A9?x=1")
             .header("Cookie", "a=1")
@@ -300,7 +392,7 @@ mod tests {
             .insert(RemoteAddr("10.0.0.1:5".parse().unwrap()));
         let (parts, ()) = req.into_parts();
         let options = Arc::new(options());
-        let mut env = build(parts, Input::from_bytes("data"), &options).unwrap();
+        let mut env = build(parts, Input::from_bytes("data"), &options, None).unwrap();
         let expected: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))

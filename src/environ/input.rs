@@ -48,7 +48,55 @@ enum Frames {
         rx: mpsc::Receiver<io::Result<Bytes>>,
         /// Bytes still to come, when the body's length is known.
         remaining: Option<u64>,
+        /// Frames read, back to the task for their memory to be used again.
+        spent: Arc<Spent>,
     },
+}
+
+/// Buffers the application thread has read, handed back to the task that
+/// filled them, so that memory allocated on the runtime's thread is reused
+/// (and freed) there: glibc's malloc makes a free on another thread, and a
+/// fresh allocation per frame, costly (trimmed heaps, page faults).
+#[derive(Default)]
+struct Spent(std::sync::Mutex<Vec<Bytes>>);
+
+impl Spent {
+    fn put(&self, buffer: Bytes) {
+        let mut spent = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // As many as can be in flight; any more is freed here.
+        if spent.len() <= READ_AHEAD_FRAMES {
+            spent.push(buffer);
+        }
+    }
+
+    /// `frame`'s bytes in a buffer of this task's, so that hyper's read
+    /// buffer is free for its next read at once (as when the frame is
+    /// dropped right away) rather than reallocated while frames wait.
+    fn copy(&self, frame: &[u8]) -> Bytes {
+        let spare = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        // A few sizes only, so that buffers fit the next frames and the
+        // allocator sees the same blocks come back.
+        let size = frame.len().next_power_of_two().max(64 * 1024);
+        let mut buffer = match spare.map(Bytes::try_into_mut) {
+            Some(Ok(mut buffer)) => {
+                buffer.clear();
+                // In place when the buffer is large enough (a read one
+                // moved its start), else one larger.
+                buffer.reserve(size);
+                buffer
+            }
+            _ => bytes::BytesMut::with_capacity(size),
+        };
+        buffer.extend_from_slice(frame);
+        buffer.freeze()
+    }
 }
 
 /// The request body, with the limit and fault bookkeeping.
@@ -181,7 +229,12 @@ impl Input {
                 return Ok(());
             };
             match source.next_data()? {
-                Some(data) => self.buffered = data,
+                Some(data) => {
+                    let read = std::mem::replace(&mut self.buffered, data);
+                    if let Frames::Pumped { spent, .. } = &source.frames {
+                        spent.put(read);
+                    }
+                }
                 None => {
                     self.source = None;
                     return Ok(());
@@ -215,9 +268,11 @@ impl BodySource {
             return;
         }
         let (tx, rx) = mpsc::channel(READ_AHEAD_FRAMES);
+        let spent = Arc::new(Spent::default());
         let pumped = Frames::Pumped {
             rx,
             remaining: length,
+            spent: spent.clone(),
         };
         let Frames::Direct(mut direct) = std::mem::replace(&mut self.frames, pumped) else {
             return;
@@ -225,8 +280,9 @@ impl BodySource {
         runtime.spawn(async move {
             while let Some(item) = std::future::poll_fn(|cx| direct.poll_data(cx)).await {
                 let failed = item.is_err();
+                let item = item.map(|frame| spent.copy(&frame));
                 // The application dropped its input: stop reading.
-                if tx.send(item).await.is_err() || failed {
+                if send_in_batches(&tx, item).await.is_err() || failed {
                     break;
                 }
             }
@@ -236,7 +292,7 @@ impl BodySource {
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         match &mut self.frames {
             Frames::Direct(direct) => direct.poll_data(cx),
-            Frames::Pumped { rx, remaining } => {
+            Frames::Pumped { rx, remaining, .. } => {
                 let item = ready!(rx.poll_recv(cx));
                 if let (Some(Ok(data)), Some(remaining)) = (&item, remaining) {
                     *remaining = remaining.saturating_sub(data.len() as u64);
@@ -517,6 +573,26 @@ impl Wake for ThreadWaker {
     }
 }
 
+/// Sends `item` on `tx`; a full channel waits until half of it is free
+/// again, not one slot: the other side then takes several items per wake-up
+/// of this one, where a wait for one slot costs a wake-up per item.
+pub(crate) async fn send_in_batches<T>(tx: &mpsc::Sender<T>, mut item: T) -> Result<(), T> {
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(back)) => return Err(back),
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                item = back;
+                let half = (tx.max_capacity() / 2).max(1);
+                // The permits go back at once: they only mark the moment.
+                if tx.reserve_many(half).await.is_err() {
+                    return Err(item);
+                }
+            }
+        }
+    }
+}
+
 /// How long a blocked read watches for its wake-up before the thread parks.
 const WAKE_SPIN: Duration = Duration::from_micros(50);
 
@@ -556,6 +632,46 @@ mod tests {
     use super::*;
     use http_body_util::Full;
     use std::collections::VecDeque;
+
+    #[test]
+    fn read_buffers_come_back_to_be_filled_again() {
+        let spent = Spent::default();
+        let mut first = spent.copy(b"hello");
+        let memory = first.as_ptr();
+        first.advance(5); // read by the application
+        spent.put(first);
+        let second = spent.copy(b"world");
+        assert_eq!(second.as_ptr(), memory, "the same memory, filled again");
+        assert_eq!(&second[..], b"world");
+        // A buffer still shared elsewhere is left alone.
+        let kept = second.clone();
+        spent.put(second);
+        let third = spent.copy(b"other");
+        assert_ne!(third.as_ptr(), kept.as_ptr());
+        assert_eq!((&kept[..], &third[..]), (&b"world"[..], &b"other"[..]));
+    }
+
+    #[test]
+    fn a_full_channel_takes_more_once_half_of_it_is_free() {
+        let (tx, mut rx) = mpsc::channel(4);
+        for i in 0..4 {
+            tx.try_send(i).unwrap();
+        }
+        let mut send = pin!(send_in_batches(&tx, 4));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(send.as_mut().poll(&mut cx).is_pending());
+        rx.try_recv().unwrap();
+        assert!(
+            send.as_mut().poll(&mut cx).is_pending(),
+            "one free slot of four wakes nobody"
+        );
+        rx.try_recv().unwrap();
+        assert!(send.as_mut().poll(&mut cx).is_ready());
+        // The permits that marked the moment went back.
+        assert_eq!(tx.capacity(), 1);
+        drop(rx);
+        assert!(block_on(send_in_batches(&tx, 5)).is_err());
+    }
 
     /// A body that yields one frame per part.
     struct Parts(VecDeque<&'static str>);

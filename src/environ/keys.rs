@@ -49,6 +49,93 @@ pub(crate) fn add_headers(vars: &mut Vars, headers: &HeaderMap, keep_underscore:
     }
 }
 
+/// One header variable read straight from the request's headers, without
+/// making the others: what [`add_headers`] would give for `key`.
+pub(crate) enum HeaderVar<'a> {
+    /// No header makes `key`.
+    Absent,
+    /// One ASCII value: the header's own bytes (latin-1 of ASCII is ASCII).
+    Borrowed(&'a str),
+    /// Values joined, or bytes past ASCII decoded.
+    Made(String),
+}
+
+/// The variable `key` as [`add_headers`] makes it (underscored names
+/// dropped), looked up in `headers` by name; `None` when `key` is not a
+/// header variable's key at all.
+pub(crate) fn header_var<'a>(headers: &'a HeaderMap, key: &str) -> Option<HeaderVar<'a>> {
+    let (spelled, last_only) = match key {
+        "CONTENT_TYPE" | "CONTENT_LENGTH" => (key, true),
+        // Those headers make `CONTENT_*`; an underscored twin is dropped.
+        "HTTP_CONTENT_TYPE" | "HTTP_CONTENT_LENGTH" => return Some(HeaderVar::Absent),
+        _ => (key.strip_prefix("HTTP_")?, false),
+    };
+    // Keys are made upper case with `_` for `-`: any other spelling names no header.
+    let mut buf = [0u8; 64];
+    let Some(name) = buf.get_mut(..spelled.len()) else {
+        // Longer names than any browser sends: spelled out on the heap.
+        return Some(match header_spelling(spelled) {
+            Some(name) => lookup(headers, &name, last_only),
+            None => HeaderVar::Absent,
+        });
+    };
+    for (to, &b) in name.iter_mut().zip(spelled.as_bytes()) {
+        match header_byte(b) {
+            Some(b) => *to = b,
+            None => return Some(HeaderVar::Absent),
+        }
+    }
+    Some(match std::str::from_utf8(name) {
+        Ok(name) => lookup(headers, name, last_only),
+        Err(_) => HeaderVar::Absent,
+    })
+}
+
+/// `b` of a key as the byte of the header name that made it, `None` for a
+/// byte no made key holds (`-`, lower case, past ASCII).
+fn header_byte(b: u8) -> Option<u8> {
+    match b {
+        b'_' => Some(b'-'),
+        b'-' | b'a'..=b'z' | 0x80.. => None,
+        _ => Some(b.to_ascii_lowercase()),
+    }
+}
+
+fn header_spelling(spelled: &str) -> Option<String> {
+    spelled
+        .bytes()
+        .map(|b| header_byte(b).map(char::from))
+        .collect()
+}
+
+fn lookup<'a>(headers: &'a HeaderMap, name: &str, last_only: bool) -> HeaderVar<'a> {
+    if name.is_empty() {
+        return HeaderVar::Absent;
+    }
+    let mut values = headers.get_all(name).iter();
+    let (first, rest) = if last_only {
+        (values.next_back(), None)
+    } else {
+        (values.next(), values.next())
+    };
+    let Some(first) = first else {
+        return HeaderVar::Absent;
+    };
+    let Some(second) = rest else {
+        return match std::str::from_utf8(first.as_bytes()) {
+            Ok(ascii) if ascii.is_ascii() => HeaderVar::Borrowed(ascii),
+            _ => HeaderVar::Made(latin1::decode(first.as_bytes())),
+        };
+    };
+    let separator = if name == "cookie" { "; " } else { "," };
+    let mut joined = latin1::decode(first.as_bytes());
+    for value in std::iter::once(second).chain(values) {
+        joined.push_str(separator);
+        latin1::push_decoded(&mut joined, value.as_bytes());
+    }
+    HeaderVar::Made(joined)
+}
+
 /// `User-Agent` → `HTTP_USER_AGENT`, without an allocation for common names.
 fn http_key(name: &HeaderName) -> Text {
     let known = match name.as_str() {

@@ -6,6 +6,7 @@ use std::cell::OnceCell;
 use std::collections::{btree_map, BTreeMap};
 use std::fmt;
 use std::iter::Peekable;
+use std::sync::Arc;
 
 mod build;
 mod errors;
@@ -16,12 +17,13 @@ mod views;
 
 use build::Received;
 pub(crate) use build::{build, EnvironError, EnvironOptions};
+
 pub use errors::ErrorStream;
 pub use extensions::{Https, LocalAddr, MountPoint, RemoteAddr};
-pub(crate) use input::{block_on, boxed_bytes_body, BodyFault};
+pub(crate) use input::{block_on, boxed_bytes_body, send_in_batches, BodyFault};
 pub use input::{Input, InputBody};
-use keys::cgi_header_key;
 pub(crate) use keys::{add_headers, header_name_of};
+use keys::{cgi_header_key, HeaderVar};
 
 /// The WSGI `environ`: every CGI and `HTTP_*` variable of the request as a
 /// string, the `wsgi.*` entries as typed accessors, and room for whatever
@@ -48,6 +50,10 @@ pub struct Environ {
     vars: OnceCell<Vars>,
     /// `HTTP_*`, `CONTENT_TYPE` and `CONTENT_LENGTH`.
     header_vars: OnceCell<Vars>,
+    /// Header variables read one at a time while `header_vars` is unmade
+    /// and that could not borrow the header's bytes (joined or past ASCII):
+    /// reading one key costs that header, not all of them.
+    made: Made,
     /// The request as received: each group of variables is made from it the
     /// first time one of them is asked for, since many applications read
     /// few of them, and some none.
@@ -57,17 +63,54 @@ pub struct Environ {
     errors: OnceCell<ErrorStream>,
     input_terminated: bool,
     extensions: http::Extensions,
+    /// Where the request's memory goes when the environ is dropped: back to
+    /// the async worker that allocated it, when the environ lives on an
+    /// application thread.
+    home: Option<Arc<dyn Home>>,
+}
+
+/// The request's own memory (its headers, URI and extensions, allocated
+/// by hyper on an async worker), handed back to be freed there: glibc's
+/// malloc makes a free on another thread costly (arena locks).
+pub(crate) struct Leftovers {
+    _received: Option<Received>,
+    _extensions: http::Extensions,
+}
+
+/// Takes an environ's [`Leftovers`] for the async worker to drop.
+pub(crate) trait Home: Send + Sync {
+    fn keep(&self, leftovers: Leftovers);
+}
+
+impl Drop for Environ {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take() {
+            home.keep(Leftovers {
+                _received: self.received.take(),
+                _extensions: std::mem::take(&mut self.extensions),
+            });
+        }
+    }
 }
 
 impl Environ {
     /// The string value of `key`, like `environ.get(key)` in Python.
     pub fn get(&self, key: &str) -> Option<&str> {
-        let vars = if is_header_key(key) {
-            self.header_vars()
-        } else {
-            self.vars()
-        };
-        vars.get(key).map(AsRef::as_ref)
+        if !is_header_key(key) {
+            return self.vars().get(key).map(AsRef::as_ref);
+        }
+        if let (None, Some(received)) = (self.header_vars.get(), &self.received) {
+            if let Some(value) = self.made.get(key) {
+                return Some(value);
+            }
+            match received.header_var(key) {
+                Some(HeaderVar::Absent) => return None,
+                Some(HeaderVar::Borrowed(value)) => return Some(value),
+                Some(HeaderVar::Made(value)) => return Some(self.made.add(key, value)),
+                None => {}
+            }
+        }
+        self.header_vars().get(key).map(AsRef::as_ref)
     }
 
     /// Sets `key` to `value`, returning the previous value.
@@ -306,11 +349,13 @@ impl Environ {
         Environ {
             vars: OnceCell::from(self.vars().clone()),
             header_vars: OnceCell::from(self.header_vars().clone()),
+            made: Made::default(),
             received: None,
             input: Input::default(),
             errors: OnceCell::from(self.errors()),
             input_terminated: self.input_terminated,
             extensions: self.extensions.clone(),
+            home: None,
         }
     }
 
@@ -365,11 +410,13 @@ impl Default for Environ {
         Self {
             vars: OnceCell::from(vars),
             header_vars: OnceCell::from(Vars::new()),
+            made: Made::default(),
             received: None,
             input: Input::default(),
             errors: OnceCell::new(),
             input_terminated: false,
             extensions: http::Extensions::new(),
+            home: None,
         }
     }
 }
@@ -432,6 +479,49 @@ impl<'a> IntoIterator for &'a Environ {
 /// A key or value: static where it can be, to spare an allocation.
 pub(crate) type Text = Cow<'static, str>;
 pub(crate) type Vars = BTreeMap<Text, Text>;
+
+/// Variables made one at a time, kept for the environ's life so that `get`
+/// can lend them out: a list that only grows, each entry in a box of its own
+/// that never moves.
+#[derive(Default)]
+struct Made {
+    first: OnceCell<Box<MadeVar>>,
+}
+
+struct MadeVar {
+    key: Box<str>,
+    value: String,
+    next: OnceCell<Box<MadeVar>>,
+}
+
+impl Made {
+    fn get(&self, key: &str) -> Option<&str> {
+        let mut next = self.first.get();
+        while let Some(var) = next {
+            if &*var.key == key {
+                return Some(&var.value);
+            }
+            next = var.next.get();
+        }
+        None
+    }
+
+    /// Adds `key` (not yet present) at the end.
+    fn add(&self, key: &str, value: String) -> &str {
+        let mut last = &self.first;
+        while let Some(var) = last.get() {
+            last = &var.next;
+        }
+        let var = last.get_or_init(|| {
+            Box::new(MadeVar {
+                key: key.into(),
+                value,
+                next: OnceCell::new(),
+            })
+        });
+        &var.value
+    }
+}
 
 /// Which map a key lives in.
 #[derive(Clone, Copy)]

@@ -2,6 +2,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::Response;
@@ -9,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::answers::lost;
 use super::body::ResponseBody;
-use super::responder::Outcome;
+use super::responder::{Outcome, Responder};
 use super::trace::RequestTrace;
 
 /// Response future for [`WsgiService`](crate::WsgiService).
@@ -21,6 +22,9 @@ pub struct ResponseFuture {
     kind: Kind,
     /// Handed to the body with the head.
     trace: Option<RequestTrace>,
+    /// The responder of an application thread, holding the request's
+    /// memory once its environ is dropped: freed here, where hyper made it.
+    home: Option<Arc<Responder>>,
 }
 
 // Boxing the ready response would cost an allocation per request.
@@ -35,6 +39,7 @@ impl ResponseFuture {
         Self {
             kind: Kind::Ready(Some(response)),
             trace: Some(trace),
+            home: None,
         }
     }
 
@@ -43,13 +48,20 @@ impl ResponseFuture {
         Self {
             kind: Kind::Ready(Some(response)),
             trace: None,
+            home: None,
         }
     }
 
-    pub(crate) fn waiting(rx: oneshot::Receiver<Outcome>, trace: RequestTrace) -> Self {
+    /// `home`: the responder of an application running on a pool thread.
+    pub(crate) fn waiting(
+        rx: oneshot::Receiver<Outcome>,
+        trace: RequestTrace,
+        home: Option<Arc<Responder>>,
+    ) -> Self {
         Self {
             kind: Kind::Waiting(rx),
             trace: Some(trace),
+            home,
         }
     }
 
@@ -75,6 +87,9 @@ impl Future for ResponseFuture {
             Kind::Waiting(rx) => {
                 let outcome = ready!(Pin::new(rx).poll(cx));
                 this.kind = Kind::Ready(None);
+                if let Some(home) = this.home.take() {
+                    drop(home.take_leftovers());
+                }
                 match outcome {
                     Ok(Outcome::Response(response)) => Poll::Ready(Ok(this.traced(response))),
                     Ok(Outcome::Passthrough(payload)) => std::panic::resume_unwind(payload),

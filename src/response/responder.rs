@@ -15,7 +15,7 @@ use super::answers::{internal_error, simple_response};
 use super::body::{ResponseBody, StreamItem};
 use super::head::{self, BodyPlan, Prepared, RequestFacts};
 use super::options::ResponseOptions;
-use crate::environ::BodyFault;
+use crate::environ::{BodyFault, Home, Leftovers};
 use crate::error::{self, BoxError, Error, ErrorKind};
 
 /// What the response future receives.
@@ -189,9 +189,29 @@ pub(crate) struct Responder {
     body_fault: Option<Arc<BodyFault>>,
     /// Running on an async worker (inline dispatch): never block.
     inline: AtomicBool,
+    /// The request's memory, from an environ dropped on an application
+    /// thread, for the response future to free on the async worker.
+    leftovers: Mutex<Option<Leftovers>>,
+}
+
+impl Home for Responder {
+    fn keep(&self, leftovers: Leftovers) {
+        *self
+            .leftovers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(leftovers);
+    }
 }
 
 impl Responder {
+    /// What an environ left here (see [`Home`]), to be dropped by the caller.
+    pub(crate) fn take_leftovers(&self) -> Option<Leftovers> {
+        self.leftovers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
     pub(crate) fn new(
         reply: oneshot::Sender<Outcome>,
         facts: RequestFacts,
@@ -209,6 +229,7 @@ impl Responder {
             options,
             body_fault,
             inline: AtomicBool::new(false),
+            leftovers: Mutex::new(None),
         }
     }
 
@@ -631,7 +652,7 @@ impl Responder {
                 Err(_) => Err(()),
             }
         } else {
-            tx.blocking_send(Ok(chunk)).map_err(drop)
+            crate::environ::block_on(crate::environ::send_in_batches(tx, Ok(chunk))).map_err(drop)
         };
         if sent.is_ok() {
             return Ok(Sent::Accepted);

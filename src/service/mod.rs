@@ -256,7 +256,7 @@ where
         if inline {
             request.responder.set_inline(true);
             let responder = request.responder.clone();
-            let blocked = span.in_scope(|| request.run(&*self.app));
+            let blocked = span.in_scope(|| request.run(&*self.app, false));
             if let Some(blocked) = blocked {
                 let job_span = span.clone();
                 let job_responder = responder.clone();
@@ -271,18 +271,20 @@ where
                     });
                 }
             }
-            return ResponseFuture::waiting(rx, trace);
+            return ResponseFuture::waiting(rx, trace, None);
         }
         let app = self.app.clone();
         let job_span = span.clone();
-        // The environ is built (and freed) on the application thread: less
-        // work for the async worker, which serves every other connection too.
+        let home = request.responder.clone();
+        // The environ is built on the application thread (less work for the
+        // async worker, which serves every other connection too); the
+        // request's memory comes back to be freed where hyper made it.
         let submitted = shared.pool.submit(Box::new(move || {
             let _entered = job_span.enter();
-            let _never_blocks = request.run(&*app);
+            let _never_blocks = request.run(&*app, true);
         }));
         match submitted {
-            Ok(()) => ResponseFuture::waiting(rx, trace),
+            Ok(()) => ResponseFuture::waiting(rx, trace, Some(home)),
             Err(refused) => {
                 span.in_scope(|| tracing::warn!(?refused, "application pool full; answering 503"));
                 let mut response =
@@ -306,8 +308,11 @@ struct Accepted {
 
 impl Accepted {
     /// Builds the environ and runs the application (see [`driver::run`]).
-    fn run<A: App + ?Sized>(self, app: &A) -> Option<driver::Blocked> {
-        match environ::build(self.parts, self.input, &self.environ) {
+    /// `off_worker`: on a pool thread, so the request's memory goes back to
+    /// the async worker when the environ is dropped.
+    fn run<A: App + ?Sized>(self, app: &A, off_worker: bool) -> Option<driver::Blocked> {
+        let home = off_worker.then(|| self.responder.clone() as Arc<dyn environ::Home>);
+        match environ::build(self.parts, self.input, &self.environ, home) {
             Ok(environ) => driver::run(app, environ, &self.responder),
             Err(EnvironError::NotMounted) => {
                 tracing::debug!(script_name = %self.environ.script_name, "path outside SCRIPT_NAME; answering 404");

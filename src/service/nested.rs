@@ -122,7 +122,8 @@ where
         let input = Input::with_limit(body, shared.max_request_body, fault.clone());
         (input, Some(fault))
     };
-    let environ = match environ::build(parts, input, &shared.environ) {
+    // The request was made on this thread (the edge's `next`): freed here too.
+    let environ = match environ::build(parts, input, &shared.environ, None) {
         Ok(environ) => environ,
         Err(EnvironError::NotMounted) => {
             tracing::debug!(script_name = %shared.environ.script_name, "path outside SCRIPT_NAME; answering 404");
