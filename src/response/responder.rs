@@ -73,6 +73,10 @@ pub(crate) enum ChunkFrom {
     Write,
     /// The returned iterable: the driver closes it before the response ends.
     Iterable,
+    /// The returned iterable's last chunk, known to be last: with no
+    /// declared length the whole body then goes out with the head, and no
+    /// stream to the connection is needed.
+    LastOfIterable,
 }
 
 /// What `start_response` left for the head.
@@ -143,6 +147,9 @@ enum Phase {
         committed: bool,
         /// Once committed with a declared length: its accounting.
         counted: Option<Counted>,
+        /// The body's last chunk ([`ChunkFrom::LastOfIterable`]) without a
+        /// declared length, kept back until close() has run.
+        last: Option<Bytes>,
     },
     /// The head went out; body chunks flow through `tx`.
     Streaming {
@@ -204,6 +211,7 @@ impl Responder {
                 head: Head::NotStarted,
                 committed: false,
                 counted: None,
+                last: None,
             }),
             facts,
             options,
@@ -358,6 +366,7 @@ impl Responder {
                 head,
                 committed,
                 counted,
+                last,
                 ..
             } => {
                 let plan = match head {
@@ -382,7 +391,20 @@ impl Responder {
                                     None => return Ok(Sent::Accepted),
                                 }
                             }
-                            None => chunk,
+                            None => match (from, last.take()) {
+                                (ChunkFrom::LastOfIterable, None) => {
+                                    *last = Some(chunk);
+                                    return Ok(Sent::Accepted);
+                                }
+                                (_, Some(held)) => {
+                                    // Something came after the last chunk
+                                    // (close() calling write): stream both.
+                                    self.emit(&mut guard, Some(held), Then::Stream)?;
+                                    drop(guard);
+                                    return self.send(chunk, from);
+                                }
+                                (_, None) => chunk,
+                            },
                         };
                         self.emit(&mut guard, Some(chunk), Then::Stream)?;
                         Ok(Sent::Accepted)
@@ -400,7 +422,12 @@ impl Responder {
             return Ok(());
         }
         match &mut *guard {
-            Phase::Before { head, counted, .. } => {
+            Phase::Before {
+                head,
+                counted,
+                last,
+                ..
+            } => {
                 let plan = match head {
                     Head::Set(prepared) => prepared.plan,
                     _ => return Err(Stop::App(missing_start(head))),
@@ -408,7 +435,8 @@ impl Responder {
                 match plan {
                     BodyPlan::Suppressed { .. } => Self::emit_without_body(&mut guard),
                     BodyPlan::Stream { content_length } => {
-                        match counted.as_mut().and_then(|c| c.held.take()) {
+                        let held = counted.as_mut().and_then(|c| c.held.take());
+                        match held.or_else(|| last.take()) {
                             Some(held) => self.emit(&mut guard, Some(held), Then::End)?,
                             None => match content_length {
                                 Some(declared) if declared > 0 => {
@@ -523,6 +551,7 @@ impl Responder {
                 mut head,
                 committed,
                 counted,
+                ..
             } => {
                 let counted = counted.unwrap_or_else(|| Counted::new(0));
                 tracing::error!(
@@ -539,6 +568,7 @@ impl Responder {
                     head,
                     committed,
                     counted: None,
+                    last: None,
                 };
                 let _ = self.emit(guard, Some(held), Then::End);
             }
