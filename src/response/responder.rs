@@ -859,6 +859,41 @@ mod tests {
     }
 
     #[test]
+    fn a_last_chunk_without_a_length_waits_for_close_and_goes_out_whole() {
+        let mut h = harness(GET11);
+        h.start("200 OK", &[]).unwrap();
+        let last = h
+            .responder
+            .send(Bytes::from_static(b"whole"), ChunkFrom::LastOfIterable);
+        assert_eq!(last.unwrap(), Sent::Accepted);
+        assert!(!h.head_sent(), "held until close() has run");
+        h.responder.finish().unwrap();
+        let seen = h.seen();
+        assert_eq!((&seen.body[..], seen.aborted), (&b"whole"[..], false));
+        assert!(!seen.headers.contains_key("content-length"));
+    }
+
+    #[test]
+    fn a_chunk_after_the_last_one_streams_both_in_order() {
+        let mut h = harness(GET11);
+        h.start("200 OK", &[]).unwrap();
+        h.responder
+            .send(Bytes::from_static(b"last "), ChunkFrom::LastOfIterable)
+            .unwrap();
+        on_app_thread(&h.responder, |r| {
+            // close() calling write(), say.
+            r.send(Bytes::from_static(b"then more"), ChunkFrom::Write)
+                .unwrap();
+            r.finish().unwrap();
+        });
+        let seen = h.seen();
+        assert_eq!(
+            (&seen.body[..], seen.aborted),
+            (&b"last then more"[..], false)
+        );
+    }
+
+    #[test]
     fn headers_wait_for_the_first_non_empty_chunk() {
         let mut h = harness(GET11);
         h.start("200 OK", &[]).unwrap();
