@@ -446,8 +446,10 @@ pub struct ThreadPool {
 
 impl ThreadPool {
     /// A pool of at most `max_threads` threads (a thread per core starts at
-    /// once, more only while queued work stops starting), with room for
-    /// `max_queue` waiting requests; past both, requests are answered 503.
+    /// once, more only while queued work stops starting because the threads
+    /// at work block, or stays stalled for 10 ms while they compute), with
+    /// room for `max_queue` waiting requests; past both, requests are
+    /// answered 503.
     ///
     /// # Panics
     ///
