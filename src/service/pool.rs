@@ -339,6 +339,8 @@ fn monitor(shared: &Arc<Shared>) {
                 IDLE_TIMEOUT
             }
             Some(stalled) if stalled < GROW_AFTER => GROW_AFTER - stalled,
+            // Every thread at work and none to add: nothing to look at.
+            Some(_) if st.sleeping == 0 && st.threads >= shared.max_threads => GROW_AFTER,
             Some(stalled)
                 if stalled < GROW_WHILE_RUNNING && {
                     let busy = st.busy.clone();
