@@ -171,6 +171,16 @@ impl AppBody {
         Self::new(Chunks(chunks.into_iter()))
     }
 
+    /// Chunks all in memory already (a hosted app's list of bytes): the body
+    /// knows its length, so the last chunk is known as last.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) fn from_whole(chunks: Vec<Bytes>) -> Self {
+        let len = chunks.iter().map(|chunk| chunk.len() as u64).sum();
+        let mut body = Self::from_chunks(chunks);
+        body.len = Some(len);
+        body
+    }
+
     /// A body that yields each item of `results`; an `Err` fails the response.
     pub fn from_results<I, T, E>(results: I) -> Self
     where

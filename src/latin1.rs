@@ -32,6 +32,14 @@ pub fn decode(bytes: &[u8]) -> String {
     text
 }
 
+/// As [`decode`], borrowing `bytes` when they are ASCII.
+pub(crate) fn decode_cow(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(ascii) if ascii.is_ascii() => Cow::Borrowed(ascii),
+        _ => Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
+    }
+}
+
 /// Appends `bytes` to `text`, one char per byte.
 pub(crate) fn push_decoded(text: &mut String, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {

@@ -129,6 +129,86 @@ fn body_limit_is_413() {
     assert_eq!(conn.read_response(false).body_str(), "small");
 }
 
+/// The `/env` route's entries.
+fn env_of(resp: &support::Resp) -> std::collections::BTreeMap<String, String> {
+    let text = resp.body_str();
+    let inner = text.trim_start_matches("[(").trim_end_matches(")]");
+    inner
+        .split("), (")
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once(", ")?;
+            Some((
+                key.trim_matches('\'').to_owned(),
+                value.trim_matches('\'').to_owned(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn each_request_sees_its_own_environ_values() {
+    let server = support::serve(
+        Builder::new()
+            .keep_underscore_headers(true)
+            .connection_policy(tower_wsgi::ConnectionPolicy::KeepAliveChunked)
+            .build(app()),
+    );
+    let mut conn = Conn::open(server.addr);
+    let mut env = |request: String| {
+        conn.send(request.as_bytes());
+        let resp = conn.read_response(false);
+        assert!(resp.complete, "{request}");
+        env_of(&resp)
+    };
+
+    let first = env("GET /env?a=1 HTTP/1.1\r\nHost: one\r\nX-B: 1\r\n\r\n".into());
+    assert_eq!(first["QUERY_STRING"], "a=1");
+    assert_eq!(first["HTTP_HOST"], "one");
+    assert_eq!(first["HTTP_X_B"], "1");
+    let second = env("GET /env HTTP/1.1\r\nHost: two\r\nX-B: 2\r\nX-B: 3\r\n\r\n".into());
+    assert_eq!(second["QUERY_STRING"], "");
+    assert_eq!(
+        second["HTTP_HOST"], "two",
+        "not the value of the request before"
+    );
+    assert_eq!(second["HTTP_X_B"], "2,3");
+    let third = env("GET /env HTTP/1.1\r\nHost: two\r\nX_A: u\r\nX-A: d\r\n\r\n".into());
+    assert!(!third.contains_key("HTTP_X_B"), "{third:?}");
+    let mut joined: Vec<&str> = third["HTTP_X_A"].split(',').collect();
+    joined.sort_unstable();
+    assert_eq!(joined, ["d", "u"], "one key for two spellings, joined");
+
+    // More header names than the environ remembers keys for.
+    for round in 0..4 {
+        let mut request = String::from("GET /env HTTP/1.1\r\nHost: h\r\n");
+        for i in 0..90 {
+            request.push_str(&format!("X-Name-{round}-{i}: v{i}\r\n"));
+        }
+        request.push_str("\r\n");
+        let seen = env(request);
+        for i in 0..90 {
+            assert_eq!(seen[&format!("HTTP_X_NAME_{round}_{i}")], format!("v{i}"));
+        }
+    }
+
+    // An environ a Rust middleware read and changed before the app.
+    let middleware = tower_wsgi::middleware::from_fn(|mut environ, start_response, next| {
+        assert_eq!(environ.get("HTTP_HOST"), Some("t"));
+        environ.insert("myapp.user", "ada");
+        environ.remove("HTTP_X_DROP");
+        next.call(environ, start_response)
+    });
+    let wrapped = tower_wsgi::middleware::MiddlewareApp::new(middleware, app());
+    let server = support::serve(Builder::new().build(wrapped));
+    let mut conn = Conn::open(server.addr);
+    conn.send(b"GET /env HTTP/1.1\r\nHost: t\r\nX-Drop: 1\r\nX-Keep: 2\r\n\r\n");
+    let seen = env_of(&conn.read_response(false));
+    assert_eq!(seen["myapp.user"], "ada");
+    assert_eq!(seen["HTTP_X_KEEP"], "2");
+    assert_eq!(seen["PATH_INFO"], "/env");
+    assert!(!seen.contains_key("HTTP_X_DROP"));
+}
+
 #[test]
 fn threads_keep_their_python_thread_state() {
     let server = support::serve(Builder::new().max_threads(1).build(app()));

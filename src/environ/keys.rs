@@ -2,50 +2,53 @@
 //! `HTTP_USER_AGENT`, and back.
 
 use std::borrow::Cow;
-use std::collections::btree_map;
 
 use http::header::{self, HeaderName, InvalidHeaderName};
 use http::HeaderMap;
 
-use super::{Text, Vars};
+use super::{Text, VarSink, Vars};
 use crate::latin1;
 
 pub(crate) fn add_headers(vars: &mut Vars, headers: &HeaderMap, keep_underscore: bool) {
+    each_header(headers, keep_underscore, vars);
+}
+
+/// The variables of `headers` into `sink`: one per header name, its values
+/// joined (`,`, or `; ` for cookies), except `Content-Type` and
+/// `Content-Length`, whose last value Werkzeug keeps.
+pub(crate) fn each_header(headers: &HeaderMap, keep_underscore: bool, sink: &mut impl VarSink) {
     for name in headers.keys() {
         if !keep_underscore && name.as_str().contains('_') {
             continue;
         }
         let mut values = headers.get_all(name).iter();
         if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
-            // Werkzeug keeps the last of repeated Content-Type values.
             if let Some(last) = values.next_back() {
                 let key = if name == header::CONTENT_TYPE {
                     "CONTENT_TYPE"
                 } else {
                     "CONTENT_LENGTH"
                 };
-                vars.insert(
+                sink.var(
                     Cow::Borrowed(key),
-                    Cow::Owned(latin1::decode(last.as_bytes())),
+                    latin1::decode_cow(last.as_bytes()),
+                    None,
                 );
             }
             continue;
         }
         let separator = if name == header::COOKIE { "; " } else { "," };
-        // A name can repeat under two spellings (`X_A`, `X-A`) when underscores are kept.
-        let (joined, mut first) = match vars.entry(http_key(name)) {
-            btree_map::Entry::Occupied(entry) => (entry.into_mut().to_mut(), false),
-            btree_map::Entry::Vacant(entry) => {
-                (entry.insert(Cow::Owned(String::new())).to_mut(), true)
-            }
+        let Some(first) = values.next() else {
+            continue;
         };
-        for value in values {
-            if !first {
-                joined.push_str(separator);
-            }
-            first = false;
-            latin1::push_decoded(joined, value.as_bytes());
+        let mut value = latin1::decode_cow(first.as_bytes());
+        for more in values {
+            let joined = value.to_mut();
+            joined.push_str(separator);
+            latin1::push_decoded(joined, more.as_bytes());
         }
+        // A name can repeat under two spellings (`X_A`, `X-A`) when underscores are kept.
+        sink.var(http_key(name), value, keep_underscore.then_some(separator));
     }
 }
 

@@ -150,6 +150,31 @@ impl Environ {
         self.len() == 0
     }
 
+    /// Every string entry into `sink`, in no particular order. A group of
+    /// variables nobody asked for yet goes straight from the request to the
+    /// sink, with no map made on the way (a hosted app's dict is filled so).
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) fn each_var(&self, sink: &mut impl VarSink) {
+        let groups = [
+            (self.vars.get(), Group::Request),
+            (self.header_vars.get(), Group::Headers),
+        ];
+        for (made, group) in groups {
+            match (made, &self.received) {
+                (Some(vars), _) => {
+                    for (key, value) in vars {
+                        sink.var(key.clone(), Cow::Borrowed(value), None);
+                    }
+                }
+                (None, Some(received)) => match group {
+                    Group::Request => received.add_request_vars(sink),
+                    Group::Headers => received.add_header_vars(sink),
+                },
+                (None, None) => {}
+            }
+        }
+    }
+
     fn vars(&self) -> &Vars {
         self.vars.get_or_init(|| self.make(Group::Request))
     }
@@ -520,6 +545,33 @@ impl Made {
             })
         });
         &var.value
+    }
+}
+
+/// Where a request's variables go as they are made: the environ's own maps,
+/// or a hosted application's dict.
+pub(crate) trait VarSink {
+    /// Sets `key`. Keys come once each, except a header name spelt two ways
+    /// (`X_A`, `X-A`, when underscores are kept): `join` is then `Some`, and
+    /// a value already set for the key is joined with it as the separator.
+    fn var(&mut self, key: Text, value: Cow<'_, str>, join: Option<&str>);
+}
+
+impl VarSink for Vars {
+    fn var(&mut self, key: Text, value: Cow<'_, str>, join: Option<&str>) {
+        match (self.entry(key), join) {
+            (btree_map::Entry::Occupied(entry), Some(separator)) => {
+                let joined = entry.into_mut().to_mut();
+                joined.push_str(separator);
+                joined.push_str(&value);
+            }
+            (btree_map::Entry::Occupied(mut entry), None) => {
+                entry.insert(Cow::Owned(value.into_owned()));
+            }
+            (btree_map::Entry::Vacant(entry), _) => {
+                entry.insert(Cow::Owned(value.into_owned()));
+            }
+        }
     }
 }
 

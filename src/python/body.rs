@@ -22,17 +22,19 @@ pub(crate) fn from_result(py: Python<'_>, result: Bound<'_, PyAny>) -> Result<Ap
     // An exact list or tuple has no close(): take its chunks now, with no
     // further trip into Python.
     if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
-        let mut chunks: Vec<Result<Bytes, BoxError>> = Vec::new();
+        let mut chunks: Vec<Bytes> = Vec::new();
         for item in result.try_iter()? {
             match chunk_bytes(&item?, "a response body chunk") {
-                Ok(chunk) => chunks.push(Ok(chunk)),
+                Ok(chunk) => chunks.push(chunk),
                 Err(error) => {
-                    chunks.push(Err(error.into()));
-                    break;
+                    // What came before the bad chunk still goes out.
+                    let before = chunks.into_iter().map(Ok);
+                    let failed = std::iter::once(Err::<Bytes, BoxError>(error.into()));
+                    return Ok(AppBody::from_results(before.chain(failed)));
                 }
             }
         }
-        return Ok(AppBody::from_results(chunks));
+        return Ok(AppBody::from_whole(chunks));
     }
     if let Ok(wrapper) = result.cast::<PyFileWrapper>() {
         return Ok(AppBody::new(FileBody::new(py, wrapper.clone().unbind())));

@@ -142,7 +142,7 @@ use crate::response::StartResponse;
 /// ```
 pub struct PyApp {
     app: Py<PyAny>,
-    template: Py<PyDict>,
+    environ: environ::Shared,
     name: String,
 }
 
@@ -165,12 +165,8 @@ impl PyApp {
             .bind(py)
             .repr()
             .map_or_else(|_| "<app>".to_owned(), |r| r.to_string());
-        let template = environ::template(py).map_err(|err| PythonError::from_py(py, &err))?;
-        Ok(Self {
-            app,
-            template,
-            name,
-        })
+        let environ = environ::Shared::new(py).map_err(|err| PythonError::from_py(py, &err))?;
+        Ok(Self { app, environ, name })
     }
 
     /// The callable.
@@ -182,7 +178,9 @@ impl PyApp {
 impl App for PyApp {
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
         Python::attach(|py| {
-            let environ = environ::build(py, &self.template, environ)
+            let environ = self
+                .environ
+                .build(py, environ)
                 .map_err(|err| PythonError::from_py(py, &err))?;
             let start_response = objects::PyStartResponse::new(start_response);
             match self.app.bind(py).call1((environ, start_response)) {

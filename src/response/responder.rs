@@ -73,6 +73,10 @@ pub(crate) enum ChunkFrom {
     Write,
     /// The returned iterable: the driver closes it before the response ends.
     Iterable,
+    /// The returned iterable's last chunk, known to be last: with no
+    /// declared length the whole body then goes out with the head, and no
+    /// stream to the connection is needed.
+    LastOfIterable,
 }
 
 /// What `start_response` left for the head.
@@ -143,6 +147,9 @@ enum Phase {
         committed: bool,
         /// Once committed with a declared length: its accounting.
         counted: Option<Counted>,
+        /// The body's last chunk ([`ChunkFrom::LastOfIterable`]) without a
+        /// declared length, kept back until close() has run.
+        last: Option<Bytes>,
     },
     /// The head went out; body chunks flow through `tx`.
     Streaming {
@@ -224,6 +231,7 @@ impl Responder {
                 head: Head::NotStarted,
                 committed: false,
                 counted: None,
+                last: None,
             }),
             facts,
             options,
@@ -379,6 +387,7 @@ impl Responder {
                 head,
                 committed,
                 counted,
+                last,
                 ..
             } => {
                 let plan = match head {
@@ -403,7 +412,20 @@ impl Responder {
                                     None => return Ok(Sent::Accepted),
                                 }
                             }
-                            None => chunk,
+                            None => match (from, last.take()) {
+                                (ChunkFrom::LastOfIterable, None) => {
+                                    *last = Some(chunk);
+                                    return Ok(Sent::Accepted);
+                                }
+                                (_, Some(held)) => {
+                                    // Something came after the last chunk
+                                    // (close() calling write): stream both.
+                                    self.emit(&mut guard, Some(held), Then::Stream)?;
+                                    drop(guard);
+                                    return self.send(chunk, from);
+                                }
+                                (_, None) => chunk,
+                            },
                         };
                         self.emit(&mut guard, Some(chunk), Then::Stream)?;
                         Ok(Sent::Accepted)
@@ -421,7 +443,12 @@ impl Responder {
             return Ok(());
         }
         match &mut *guard {
-            Phase::Before { head, counted, .. } => {
+            Phase::Before {
+                head,
+                counted,
+                last,
+                ..
+            } => {
                 let plan = match head {
                     Head::Set(prepared) => prepared.plan,
                     _ => return Err(Stop::App(missing_start(head))),
@@ -429,7 +456,8 @@ impl Responder {
                 match plan {
                     BodyPlan::Suppressed { .. } => Self::emit_without_body(&mut guard),
                     BodyPlan::Stream { content_length } => {
-                        match counted.as_mut().and_then(|c| c.held.take()) {
+                        let held = counted.as_mut().and_then(|c| c.held.take());
+                        match held.or_else(|| last.take()) {
                             Some(held) => self.emit(&mut guard, Some(held), Then::End)?,
                             None => match content_length {
                                 Some(declared) if declared > 0 => {
@@ -544,6 +572,7 @@ impl Responder {
                 mut head,
                 committed,
                 counted,
+                ..
             } => {
                 let counted = counted.unwrap_or_else(|| Counted::new(0));
                 tracing::error!(
@@ -560,6 +589,7 @@ impl Responder {
                     head,
                     committed,
                     counted: None,
+                    last: None,
                 };
                 let _ = self.emit(guard, Some(held), Then::End);
             }
@@ -847,6 +877,41 @@ mod tests {
         let seen = h.seen();
         assert_eq!(&seen.body[..], b"ok");
         assert!(!seen.headers.contains_key("connection"));
+    }
+
+    #[test]
+    fn a_last_chunk_without_a_length_waits_for_close_and_goes_out_whole() {
+        let mut h = harness(GET11);
+        h.start("200 OK", &[]).unwrap();
+        let last = h
+            .responder
+            .send(Bytes::from_static(b"whole"), ChunkFrom::LastOfIterable);
+        assert_eq!(last.unwrap(), Sent::Accepted);
+        assert!(!h.head_sent(), "held until close() has run");
+        h.responder.finish().unwrap();
+        let seen = h.seen();
+        assert_eq!((&seen.body[..], seen.aborted), (&b"whole"[..], false));
+        assert!(!seen.headers.contains_key("content-length"));
+    }
+
+    #[test]
+    fn a_chunk_after_the_last_one_streams_both_in_order() {
+        let mut h = harness(GET11);
+        h.start("200 OK", &[]).unwrap();
+        h.responder
+            .send(Bytes::from_static(b"last "), ChunkFrom::LastOfIterable)
+            .unwrap();
+        on_app_thread(&h.responder, |r| {
+            // close() calling write(), say.
+            r.send(Bytes::from_static(b"then more"), ChunkFrom::Write)
+                .unwrap();
+            r.finish().unwrap();
+        });
+        let seen = h.seen();
+        assert_eq!(
+            (&seen.body[..], seen.aborted),
+            (&b"last then more"[..], false)
+        );
     }
 
     #[test]

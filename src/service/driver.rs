@@ -18,6 +18,10 @@ use crate::response::{ChunkFrom, Failure, Responder, Sent, StartResponse, Stop};
 pub(crate) struct Blocked {
     body: AppBody,
     chunk: Bytes,
+    /// The item after `chunk`, when the body was looked ahead in.
+    ahead: Option<Pulled>,
+    /// Bytes the body yielded, `chunk` included.
+    yielded: u64,
 }
 
 /// Runs the application and its body; `Some` only when running inline and
@@ -29,7 +33,7 @@ pub(crate) fn run<A: App + ?Sized>(
 ) -> Option<Blocked> {
     let start_response = StartResponse::new(responder.clone());
     match catch_unwind(AssertUnwindSafe(|| app.call(environ, start_response))) {
-        Ok(Ok(body)) => drive(body, responder),
+        Ok(Ok(body)) => drive(body, None, 0, responder),
         Ok(Err(error)) => {
             responder.fail(Failure::Error(error));
             None
@@ -44,10 +48,15 @@ pub(crate) fn run<A: App + ?Sized>(
 /// Goes on with a blocked inline response, on a pool thread.
 pub(crate) fn resume(blocked: Blocked, responder: &Responder) {
     responder.set_inline(false);
-    let Blocked { body, chunk } = blocked;
+    let Blocked {
+        body,
+        chunk,
+        ahead,
+        yielded,
+    } = blocked;
     match responder.resume(chunk) {
         Ok(_) => {
-            let _never_blocks = drive(body, responder);
+            let _never_blocks = drive(body, ahead, yielded, responder);
         }
         Err(stop) => end(body, End::Stopped(stop), responder),
     }
@@ -59,17 +68,52 @@ enum End {
     Failed(Failure),
 }
 
-fn drive(mut body: AppBody, responder: &Responder) -> Option<Blocked> {
+/// What pulling the next item from a body gave.
+type Pulled = std::thread::Result<Option<Result<Bytes, crate::error::BoxError>>>;
+
+fn pull(body: &mut AppBody) -> Pulled {
+    catch_unwind(AssertUnwindSafe(|| body.next()))
+}
+
+/// Drives `body` to its end, from `yielded` bytes on; `ahead` is an item
+/// already taken from it.
+fn drive(
+    mut body: AppBody,
+    mut ahead: Option<Pulled>,
+    mut yielded: u64,
+    responder: &Responder,
+) -> Option<Blocked> {
     let ended = loop {
-        match catch_unwind(AssertUnwindSafe(|| body.next())) {
+        match ahead.take().unwrap_or_else(|| pull(&mut body)) {
             Ok(None) => break End::Finished,
-            Ok(Some(Ok(chunk))) => match responder.send(chunk, ChunkFrom::Iterable) {
-                Ok(Sent::Accepted) => {}
-                // HEAD, 204, 304: the rest of the body would be thrown away.
-                Ok(Sent::Discarded) => break End::Finished,
-                Err(Stop::WouldBlock(chunk)) => return Some(Blocked { body, chunk }),
-                Err(stop) => break End::Stopped(stop),
-            },
+            Ok(Some(Ok(chunk))) => {
+                yielded = yielded.saturating_add(chunk.len() as u64);
+                let mut from = ChunkFrom::Iterable;
+                // A body that knows its length (one chunk, a list, a file)
+                // and has yielded all of it is at its end: look, without
+                // making a stream wait, so that the last chunk can go out
+                // with the head.
+                if !chunk.is_empty() && body.content_length() == Some(yielded) {
+                    match pull(&mut body) {
+                        Ok(None) => from = ChunkFrom::LastOfIterable,
+                        other => ahead = Some(other),
+                    }
+                }
+                match responder.send(chunk, from) {
+                    Ok(Sent::Accepted) => {}
+                    // HEAD, 204, 304: the rest of the body would be thrown away.
+                    Ok(Sent::Discarded) => break End::Finished,
+                    Err(Stop::WouldBlock(chunk)) => {
+                        return Some(Blocked {
+                            body,
+                            chunk,
+                            ahead,
+                            yielded,
+                        });
+                    }
+                    Err(stop) => break End::Stopped(stop),
+                }
+            }
             Ok(Some(Err(error))) => break End::Failed(Failure::Error(error)),
             Err(panic) => break End::Failed(Failure::Panic(panic)),
         }

@@ -3,11 +3,14 @@
 //!
 //! Growth is eager only up to the number of cores. Past that a job waits in
 //! the queue, and a new thread starts only when no queued job has started
-//! for [`GROW_AFTER`]: applications that compute are served by a few hot
-//! threads (each extra one costs context switches, and a busy machine makes
-//! every queue wait, so waiting alone is no sign of blocking), while
-//! applications that block still get a thread per blocked request within a
-//! fraction of a millisecond.
+//! for [`GROW_AFTER`] and the threads at work are blocked, or for
+//! [`GROW_WHILE_RUNNING`] if one of them is running (or ready to, waiting
+//! for a core): applications that compute are served by a few hot threads
+//! (each extra one costs context switches, and a busy machine makes every
+//! queue wait, so waiting alone is no sign of blocking; a hosted Python app
+//! would only add threads waiting for the GIL), while applications that
+//! block still get a thread per blocked request within a fraction of a
+//! millisecond, and a long computation still lets other requests through.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -30,6 +33,11 @@ const IDLE_SPIN: Duration = Duration::from_micros(50);
 
 /// How long queued jobs wait with none starting before the pool adds a thread.
 const GROW_AFTER: Duration = Duration::from_micros(500);
+
+/// The same while a thread at work is running rather than blocked: the
+/// operating system's (and Python's) time slice, so that a long computation
+/// does not hold up every short request behind it.
+const GROW_WHILE_RUNNING: Duration = Duration::from_millis(10);
 
 pub(crate) struct Pool {
     shared: Arc<Shared>,
@@ -63,6 +71,8 @@ struct State {
     monitor: Monitor,
     /// When a thread last took a job from the queue.
     last_start: Instant,
+    /// The operating system's ids of the threads running a job, where known.
+    busy: Vec<u32>,
     shutdown: bool,
 }
 
@@ -107,6 +117,7 @@ impl Pool {
                     sleeping: 0,
                     monitor: Monitor::Stopped,
                     last_start: Instant::now(),
+                    busy: Vec::new(),
                     shutdown: false,
                 }),
                 work: Condvar::new(),
@@ -252,15 +263,18 @@ fn spawn_worker(shared: &Arc<Shared>, first: Option<Job>) -> Result<(), Refused>
 }
 
 fn worker(shared: &Shared, first: Option<Job>) {
-    if let Some(job) = first {
-        run(job);
-    }
+    let tid = os_thread_id();
+    let mut next = first;
     let mut st = shared.lock();
     loop {
-        if let Some(job) = shared.dequeue(&mut st) {
+        if let Some(job) = next.take().or_else(|| shared.dequeue(&mut st)) {
+            st.busy.extend(tid);
             drop(st);
             run(job);
             st = shared.lock();
+            if let Some(at) = st.busy.iter().position(|&busy| Some(busy) == tid) {
+                st.busy.swap_remove(at);
+            }
             continue;
         }
         if st.shutdown {
@@ -325,6 +339,20 @@ fn monitor(shared: &Arc<Shared>) {
                 IDLE_TIMEOUT
             }
             Some(stalled) if stalled < GROW_AFTER => GROW_AFTER - stalled,
+            // Every thread at work and none to add: nothing to look at.
+            Some(_) if st.sleeping == 0 && st.threads >= shared.max_threads => GROW_AFTER,
+            Some(stalled)
+                if stalled < GROW_WHILE_RUNNING && {
+                    let busy = st.busy.clone();
+                    drop(st);
+                    let running = busy.into_iter().any(is_running);
+                    st = shared.lock();
+                    running
+                } =>
+            {
+                // Not blocked: a thread more would only take turns with it.
+                GROW_AFTER
+            }
             Some(_) => {
                 // One more thread at work, a sleeper if there is one. One at
                 // a time: on a busy machine a stall may be a thread waiting
@@ -353,6 +381,25 @@ fn monitor(shared: &Arc<Shared>) {
         }
     }
     st.monitor = Monitor::Stopped;
+}
+
+/// The calling thread's id in the operating system (Linux), for
+/// [`is_running`].
+fn os_thread_id() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// `true` when the thread is running or ready to run (`R` in
+/// `/proc/self/task/TID/stat`), not blocked; `false` where that is unknown.
+fn is_running(tid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, after_name) = stat.rsplit_once(')')?;
+            after_name.trim_start().chars().next()
+        })
+        == Some('R')
 }
 
 fn run(job: Job) {
@@ -401,8 +448,10 @@ pub struct ThreadPool {
 
 impl ThreadPool {
     /// A pool of at most `max_threads` threads (a thread per core starts at
-    /// once, more only while queued work stops starting), with room for
-    /// `max_queue` waiting requests; past both, requests are answered 503.
+    /// once, more only while queued work stops starting because the threads
+    /// at work block, or stays stalled for 10 ms while they compute), with
+    /// room for `max_queue` waiting requests; past both, requests are
+    /// answered 503.
     ///
     /// # Panics
     ///
@@ -493,6 +542,41 @@ mod tests {
         pool.submit(Box::new(move || tx.send(()).unwrap())).unwrap();
         rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(pool.threads(), 1);
+    }
+
+    #[test]
+    fn running_jobs_get_more_threads_only_after_a_time_slice() {
+        // A thread per core computes for a while; a job queued behind them
+        // gets a thread of its own, but not as soon as it would if they
+        // were blocked.
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = Pool::new(cores + 1, 64);
+        let compute_for = Duration::from_millis(400);
+        let (started_tx, started_rx) = mpsc::channel();
+        for _ in 0..cores {
+            let started_tx = started_tx.clone();
+            pool.submit(Box::new(move || {
+                started_tx.send(()).unwrap();
+                let begun = Instant::now();
+                while begun.elapsed() < compute_for {
+                    std::hint::spin_loop();
+                }
+            }))
+            .unwrap();
+        }
+        for _ in 0..cores {
+            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        let queued_at = Instant::now();
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
+            .unwrap();
+        let waited = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            waited >= GROW_WHILE_RUNNING / 2,
+            "a thread was added after {waited:?} while the others computed"
+        );
+        assert!(waited < compute_for, "it waited for a computation to end");
     }
 
     #[test]

@@ -22,6 +22,12 @@ def application(environ, start_response):
         start_response("200 OK", text)
         return [b"%d" % LOCAL.hits]
 
+    if path == "/env":
+        # The str entries, as this request's environ holds them.
+        body = repr(sorted((k, v) for k, v in environ.items() if type(v) is str))
+        start_response("200 OK", text)
+        return [body.encode("latin-1")]
+
     if path == "/lazy":
         def lazy():
             start_response("201 Created", text + [("X-Lazy", "yes")])
