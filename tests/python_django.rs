@@ -11,18 +11,10 @@
 
 mod support;
 
-use support::{Conn, Framing, TestServer};
+use support::{Framing, TestServer};
 
 fn server() -> Option<TestServer> {
-    support::capture_logs();
-    let app = support::python::venv_fixture("django_app:application", "django")?;
-    Some(support::serve(tower_wsgi::WsgiService::new(app)))
-}
-
-fn request(server: &TestServer, raw: &[u8], head: bool) -> support::Resp {
-    let mut conn = Conn::open(server.addr);
-    conn.send(raw);
-    conn.read_response(head)
+    support::python::serve_venv_fixture("django_app:application", "django")
 }
 
 #[test]
@@ -42,13 +34,12 @@ fn django_text_json_head_form_and_404() {
     let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(json, serde_json::json!({"name": "ada", "items": [1, 2, 3]}));
 
-    let resp = request(&server, b"HEAD /text HTTP/1.1\r\nHost: t\r\n\r\n", true);
+    let resp = server.request(b"HEAD /text HTTP/1.1\r\nHost: t\r\n\r\n", true);
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("content-type"), Some("text/plain"));
     assert!(resp.body.is_empty());
 
-    let resp = request(
-        &server,
+    let resp = server.request(
         &support::post(
             "/form",
             "name=Ada+Lovelace&lang=fr%C3%A9",
@@ -72,15 +63,13 @@ fn django_reads_an_upload_through_request_body() {
     )
     .into_bytes();
     raw.extend_from_slice(&body);
-    let resp = request(&server, &raw, false);
+    let resp = server.request(&raw, false);
     assert_eq!(resp.status, 200, "{}", resp.body_str());
     assert_eq!(resp.body_str(), format!("300000 bytes, sum {sum}"));
 
     // Django reads CONTENT_LENGTH only: a chunked body reaches it empty (as
     // the porting guide says), whatever `wsgi.input` holds.
-    let resp = request(
-        &server,
-        b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    let resp = server.request(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         false,
     );
     assert_eq!(resp.status, 200);
@@ -124,8 +113,7 @@ fn django_cookie_round_trips_and_a_failing_view_is_a_500() {
     assert_eq!(first.body_str(), "visits=0");
     let cookie = first.header("set-cookie").expect("a cookie");
     let cookie = cookie.split(';').next().unwrap();
-    let second = request(
-        &server,
+    let second = server.request(
         format!("GET /cookie HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n").as_bytes(),
         false,
     );

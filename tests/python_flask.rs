@@ -12,18 +12,10 @@ mod support;
 
 use std::io::Write;
 
-use support::{Conn, Framing, TestServer};
+use support::{Framing, TestServer};
 
 fn server() -> Option<TestServer> {
-    support::capture_logs();
-    let app = support::python::venv_fixture("flask_app:app", "flask")?;
-    Some(support::serve(tower_wsgi::WsgiService::new(app)))
-}
-
-fn request(server: &TestServer, raw: &[u8], head: bool) -> support::Resp {
-    let mut conn = Conn::open(server.addr);
-    conn.send(raw);
-    conn.read_response(head)
+    support::python::serve_venv_fixture("flask_app:app", "flask")
 }
 
 #[test]
@@ -43,13 +35,12 @@ fn flask_text_json_head_and_form() {
     let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(json, serde_json::json!({"name": "ada", "items": [1, 2, 3]}));
 
-    let resp = request(&server, b"HEAD /text HTTP/1.1\r\nHost: t\r\n\r\n", true);
+    let resp = server.request(b"HEAD /text HTTP/1.1\r\nHost: t\r\n\r\n", true);
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("content-length"), Some("16"));
     assert!(resp.body.is_empty());
 
-    let resp = request(
-        &server,
+    let resp = server.request(
         &support::post(
             "/form",
             "name=Ada+Lovelace&lang=fr%C3%A9",
@@ -94,8 +85,7 @@ fn flask_send_file_goes_through_the_file_wrapper() {
     assert_eq!(resp.header("content-length"), Some("700000"));
     assert_eq!(resp.framing, Framing::Length);
     assert!(resp.body == data, "the file's bytes, in order");
-    let resp = request(
-        &server,
+    let resp = server.request(
         format!("HEAD {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
         true,
     );
@@ -121,7 +111,7 @@ fn flask_reads_a_chunked_upload() {
         ));
     }
     raw.push_str("0\r\n\r\n");
-    let resp = request(&server, raw.as_bytes(), false);
+    let resp = server.request(raw.as_bytes(), false);
     assert_eq!(resp.status, 200, "{}", resp.body_str());
     let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(json["length"], 20_000);
@@ -148,8 +138,7 @@ fn flask_session_cookie_round_trips() {
     assert_eq!(first.body_str(), "visit 1");
     let cookie = first.header("set-cookie").expect("a session cookie");
     let cookie = cookie.split(';').next().unwrap();
-    let second = request(
-        &server,
+    let second = server.request(
         format!("GET /session HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n\r\n").as_bytes(),
         false,
     );
@@ -174,6 +163,6 @@ fn flask_chunked_upload_past_the_limit_is_413() {
         raw.push_str(&format!("{:x}\r\n{}\r\n", 4000, "z".repeat(4000)));
     }
     raw.push_str("0\r\n\r\n");
-    let resp = request(&server, raw.as_bytes(), false);
+    let resp = server.request(raw.as_bytes(), false);
     assert_eq!(resp.status, 413, "{}", resp.body_str());
 }

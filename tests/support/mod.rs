@@ -108,6 +108,13 @@ impl TestServer {
         conn.send(format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
         conn.read_response(false)
     }
+
+    /// One raw request on a new connection (`head`: it was a HEAD).
+    pub fn request(&self, raw: &[u8], head: bool) -> Resp {
+        let mut conn = self.connect();
+        conn.send(raw);
+        conn.read_response(head)
+    }
 }
 
 impl Drop for TestServer {

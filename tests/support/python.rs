@@ -49,3 +49,10 @@ pub fn venv_fixture(spec: &str, package: &str) -> Option<PyApp> {
             .unwrap_or_else(|error| panic!("load {spec}: {error}")),
     )
 }
+
+/// [`venv_fixture`] served on a real socket, with the logs captured.
+pub fn serve_venv_fixture(spec: &str, package: &str) -> Option<super::TestServer> {
+    super::capture_logs();
+    let app = venv_fixture(spec, package)?;
+    Some(super::serve(tower_wsgi::WsgiService::new(app)))
+}
