@@ -59,27 +59,27 @@ impl NestedCall {
 /// as a Python exception reaches the middleware that called the app.
 #[derive(Clone)]
 pub(crate) struct Unruled {
-    failure: Arc<FailureSlot>,
+    /// `None` for an answer: only a failure needs a slot to be taken from.
+    failure: Option<Arc<FailureSlot>>,
 }
 
 struct FailureSlot(Mutex<Option<Failure>>);
 
 impl Unruled {
     fn answer() -> Self {
-        Self {
-            failure: Arc::new(FailureSlot(Mutex::new(None))),
-        }
+        Self { failure: None }
     }
 
     fn failed(failure: Failure) -> Self {
         Self {
-            failure: Arc::new(FailureSlot(Mutex::new(Some(failure)))),
+            failure: Some(Arc::new(FailureSlot(Mutex::new(Some(failure))))),
         }
     }
 
     /// The app's failure, taken: the caller raises it.
     pub(crate) fn take_failure(&self) -> Option<Failure> {
         self.failure
+            .as_ref()?
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
