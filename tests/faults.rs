@@ -212,14 +212,7 @@ fn client_leaves_before_the_headers() {
 fn client_leaves_mid_body() {
     let probe = Probe::default();
     let server = one_thread_server(&probe);
-    let mut conn = server.connect();
-    conn.send(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
-    let mut some = [0u8; 8192];
-    conn.stream()
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    (&mut conn.stream()).read_exact(&mut some).unwrap();
-    drop(conn);
+    server.leave_after("/stream", 8192);
     assert!(
         wait_for(&probe.closes, 1),
         "close() ran after the client left"

@@ -152,9 +152,7 @@ fn rule17_valid_forms_reach_the_app() {
             "/a|example.com:8080",
         ),
     ] {
-        let mut conn = server.connect();
-        conn.send(request.as_bytes());
-        let resp = conn.read_response(false);
+        let resp = server.request(request.as_bytes(), false);
         assert_eq!(
             (resp.status, resp.body_str().as_str()),
             (200, body),
@@ -175,9 +173,7 @@ fn rule17_lenient_requests_keep_werkzeugs_leniency_but_not_for_framing() {
             "/a|example.com:8080",
         ),
     ] {
-        let mut conn = server.connect();
-        conn.send(request.as_bytes());
-        let resp = conn.read_response(false);
+        let resp = server.request(request.as_bytes(), false);
         assert_eq!(
             (resp.status, resp.body_str().as_str()),
             (200, body),

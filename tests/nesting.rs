@@ -66,10 +66,6 @@ fn hello(threads: &Threads) -> impl App + Clone {
     })
 }
 
-fn get(target: &str) -> Vec<u8> {
-    format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
-}
-
 /// Serves `service` and answers one GET of `target`.
 fn answer<S, B>(service: S, target: &str) -> support::Resp
 where
@@ -80,10 +76,7 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let server = support::serve(service);
-    let mut conn = server.connect();
-    conn.send(&get(target));
-    conn.read_response(false)
+    support::serve(service).get(target)
 }
 
 // ===== one thread, one span =====
@@ -462,11 +455,7 @@ fn a_nested_stream_ends_whole_or_closes_once_when_the_client_leaves() {
     assert_eq!(resp.body_str().lines().count(), 20_000);
     assert_eq!(counters.wait_closed(1), 1);
 
-    let mut conn = server.connect();
-    conn.send(&get("/endless"));
-    let mut first = [0u8; 4096];
-    std::io::Read::read_exact(&mut conn.stream(), &mut first).unwrap();
-    drop(conn);
+    server.leave_after("/endless", 4096);
     assert_eq!(counters.wait_closed(2), 2);
     assert_eq!(counters.started(), 2);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,15 +78,7 @@ fn each_request_has_a_span_with_status_bytes_and_duration() {
 #[test]
 fn a_client_that_goes_away_is_an_event() {
     let server = support::serve(WsgiService::new(app_fn(app)));
-    let mut conn = server.connect();
-    conn.send(b"GET /endless?who=leaver HTTP/1.1\r\nHost: t\r\n\r\n");
-    let mut some = [0; 1024];
-    conn.stream()
-        .try_clone()
-        .unwrap()
-        .read_exact(&mut some)
-        .unwrap();
-    drop(conn);
+    server.leave_after("/endless?who=leaver", 1024);
     let line = support::log_line_with(&[
         "/endless?who=leaver",
         "client went away before the response ended",

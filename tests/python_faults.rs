@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use support::TestServer;
@@ -148,14 +147,7 @@ fn client_leaves_before_the_headers() {
 fn client_leaves_an_endless_generator() {
     let server = one_thread_server();
     let before = closed(&server);
-    let mut conn = server.connect();
-    conn.send(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
-    let mut some = [0u8; 8192];
-    conn.stream()
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    (&mut conn.stream()).read_exact(&mut some).unwrap();
-    drop(conn);
+    server.leave_after("/stream", 8192);
     assert!(
         wait_for(&server, "closed", before + 1),
         "the generator was closed after the client left"

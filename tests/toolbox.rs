@@ -85,15 +85,7 @@ fn a_reader_is_closed_once_when_the_client_goes_away_and_when_head_skips_it() {
         Ok(AppBody::from_reader_with_block_size(reader, 8192))
     }));
     let server = support::serve(service);
-    let mut conn = support::Conn::open(server.addr);
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut some = [0u8; 1024];
-    conn.stream()
-        .try_clone()
-        .unwrap()
-        .read_exact(&mut some)
-        .unwrap();
-    drop(conn);
+    server.leave_after("/", 1024);
     let mut conn = support::Conn::open(server.addr);
     conn.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(conn.read_response(true).status, 200);

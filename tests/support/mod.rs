@@ -104,9 +104,7 @@ impl TestServer {
 
     /// One request on a new connection.
     pub fn get(&self, target: &str) -> Resp {
-        let mut conn = self.connect();
-        conn.send(format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
-        conn.read_response(false)
+        self.request(&get_request(target), false)
     }
 
     /// One raw request on a new connection (`head`: it was a HEAD).
@@ -114,6 +112,18 @@ impl TestServer {
         let mut conn = self.connect();
         conn.send(raw);
         conn.read_response(head)
+    }
+
+    /// A client that leaves mid-body: GETs `target` on a new connection,
+    /// reads `bytes` of the answer (head included), and hangs up.
+    pub fn leave_after(&self, target: &str, bytes: usize) {
+        let mut conn = self.connect();
+        conn.send(&get_request(target));
+        conn.stream()
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut some = vec![0u8; bytes];
+        (&mut conn.stream()).read_exact(&mut some).unwrap();
     }
 }
 
@@ -526,6 +536,11 @@ pub fn log_line_with(needles: &[&str]) -> Option<String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A GET of `target` with nothing else to say.
+fn get_request(target: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
 }
 
 /// Headers for a request with a body.
