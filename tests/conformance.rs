@@ -32,26 +32,8 @@ impl Drop for Oracle {
     }
 }
 
-fn oracle_python() -> Option<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("TOWER_WSGI_ORACLE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join(".oracle/bin/python"));
-    let version = Command::new(&python)
-        .args(["-c", "import werkzeug; print(werkzeug.__version__)"])
-        .output()
-        .ok()?;
-    (String::from_utf8_lossy(&version.stdout).trim() == "1.0.1").then_some(python)
-}
-
 fn start_oracle() -> Option<Oracle> {
-    let Some(python) = oracle_python() else {
-        let message = "the Werkzeug 1.0.1 oracle is not installed (.ci/run makes .oracle/; \
-                       or set TOWER_WSGI_ORACLE_PYTHON)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-        eprintln!("skipping the differential test: {message}");
-        return None;
-    };
+    let python = support::oracle::oracle_python("the differential test")?;
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/oracle_app.py");
     assert!(app.exists(), "{} is missing", app.display());
     let port = TcpListener::bind("127.0.0.1:0")

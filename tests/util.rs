@@ -4,34 +4,17 @@
 //! compared one by one. Fixed tricky cases, then generated ones.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use tower_wsgi::{util, Environ};
 
-fn oracle_python() -> Option<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("TOWER_WSGI_ORACLE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join(".oracle/bin/python"));
-    let version = Command::new(&python)
-        .args(["-c", "import werkzeug; print(werkzeug.__version__)"])
-        .output()
-        .ok()?;
-    if String::from_utf8_lossy(&version.stdout).trim() == "1.0.1" {
-        return Some(python);
-    }
-    let message = "the Werkzeug 1.0.1 oracle is not installed (.ci/run makes .oracle/; \
-                   or set TOWER_WSGI_ORACLE_PYTHON)";
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-    eprintln!("skipping the comparison with Python: {message}");
-    None
-}
+#[path = "support/oracle.rs"]
+mod oracle;
 
 /// Runs `script` with `cases` (JSON) on stdin; its stdout is JSON.
 fn python(script: &str, cases: &Value) -> Option<Value> {
-    let python = oracle_python()?;
+    let python = oracle::oracle_python("the comparison with Python")?;
     let mut child = Command::new(python)
         .args(["-c", script])
         .stdin(Stdio::piped())

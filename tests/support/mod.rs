@@ -20,6 +20,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 #[path = "../../examples/conformance.rs"]
 pub mod conformance;
+pub mod oracle;
 #[cfg(feature = "python")]
 pub mod python;
 
