@@ -56,3 +56,23 @@ pub fn serve_venv_fixture(spec: &str, package: &str) -> Option<super::TestServer
     let app = venv_fixture(spec, package)?;
     Some(super::serve(tower_wsgi::WsgiService::new(app)))
 }
+
+/// The `/json` and `/form` routes every framework fixture (Flask's, Django's)
+/// serves alike: a JSON answer from the query string, and a form post with
+/// a UTF-8 field.
+pub fn assert_json_and_form_routes(server: &super::TestServer) {
+    let resp = server.get("/json?name=ada");
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(json, serde_json::json!({"name": "ada", "items": [1, 2, 3]}));
+
+    let resp = server.request(
+        &super::post(
+            "/form",
+            "name=Ada+Lovelace&lang=fr%C3%A9",
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+        ),
+        false,
+    );
+    assert_eq!(resp.body_str(), "name=Ada Lovelace, lang=fré");
+}
