@@ -80,23 +80,33 @@ async fn request_bodies_of_any_type_are_read() {
     assert_eq!(body_of(svc.oneshot(req).await.unwrap()).await, "full body");
 }
 
-#[tokio::test]
-async fn a_full_pool_answers_503_with_retry_after() {
+/// An app that says when each request starts, then holds its thread until
+/// released (one release per request): `(app, started, release)`.
+fn blocking_app() -> (
+    impl tower_wsgi::App + Clone,
+    mpsc::Receiver<()>,
+    mpsc::Sender<()>,
+) {
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let release_rx = Arc::new(Mutex::new(release_rx));
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let started_tx = Arc::new(Mutex::new(started_tx));
-    let svc = Builder::new().max_threads(1).max_queue(1).build(app_fn(
-        move |_environ, start_response| {
-            let _ = started_tx.lock().unwrap().send(());
-            release_rx
-                .lock()
-                .unwrap()
-                .recv_timeout(Duration::from_secs(5))?;
-            start_response.start("200 OK", [("Content-Length", "2")])?;
-            Ok("ok".into())
-        },
-    ));
+    let app = app_fn(move |_environ, start_response| {
+        let _ = started_tx.lock().unwrap().send(());
+        release_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(5))?;
+        start_response.start("200 OK", [("Content-Length", "2")])?;
+        Ok("ok".into())
+    });
+    (app, started_rx, release_tx)
+}
+
+#[tokio::test]
+async fn a_full_pool_answers_503_with_retry_after() {
+    let (blocking, started_rx, release_tx) = blocking_app();
+    let svc = Builder::new().max_threads(1).max_queue(1).build(blocking);
     let busy = tokio::spawn(svc.clone().oneshot(get("/busy")));
     tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
         .await
@@ -114,19 +124,7 @@ async fn a_full_pool_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn services_built_with_one_thread_pool_share_its_threads_and_queue() {
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let release_rx = Arc::new(Mutex::new(release_rx));
-    let (started_tx, started_rx) = mpsc::channel::<()>();
-    let started_tx = Arc::new(Mutex::new(started_tx));
-    let blocking = app_fn(move |_environ, start_response| {
-        let _ = started_tx.lock().unwrap().send(());
-        release_rx
-            .lock()
-            .unwrap()
-            .recv_timeout(Duration::from_secs(5))?;
-        start_response.start("200 OK", [("Content-Length", "2")])?;
-        Ok("ok".into())
-    });
+    let (blocking, started_rx, release_tx) = blocking_app();
     let quick = app_fn(|_environ, start_response| {
         start_response.start("200 OK", [("Content-Length", "2")])?;
         Ok("ok".into())
