@@ -372,6 +372,22 @@ fn idle_timeout_closes_silent_and_idle_connections_not_busy_ones() {
     let started = std::time::Instant::now();
     assert!(idle.closes(), "an idle keep-alive connection stays open");
     assert!(started.elapsed() < Duration::from_millis(1500));
+    // Requests 100 ms apart for three timeouts keep a connection; the
+    // timeout counts from the end of the last one.
+    let mut steady = server.connect();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(900) {
+        steady.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(steady.read_response(false).status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last_ended = std::time::Instant::now() - Duration::from_millis(100);
+    assert!(steady.closes(), "a steady connection was never closed");
+    let idle_for = last_ended.elapsed();
+    assert!(
+        idle_for >= Duration::from_millis(250) && idle_for < Duration::from_millis(1500),
+        "closed {idle_for:?} after its last request, with a 300 ms timeout"
+    );
     // A request in flight longer than the timeout is not idle.
     let mut busy = server.connect();
     busy.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -3,15 +3,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
 use super::Server;
@@ -152,40 +153,73 @@ impl Gate {
     }
 }
 
-/// Counts a connection's requests in flight (a response future or body alive).
-pub(super) fn activity() -> (Arc<watch::Sender<usize>>, watch::Receiver<usize>) {
-    let (tx, rx) = watch::channel(0);
-    (Arc::new(tx), rx)
+/// A connection's requests in flight (a response future or body alive),
+/// and when the last one ended: counted with atomics, so that a request
+/// costs no timer and no wake-up of the connection's task.
+#[derive(Debug)]
+pub(super) struct Activity {
+    in_flight: AtomicUsize,
+    /// When `in_flight` last fell to 0, as time since `opened`.
+    idle_since_nanos: AtomicU64,
+    opened: Instant,
 }
 
-/// Completes once no request has been in flight for `timeout`.
-pub(super) async fn idle(mut in_flight: watch::Receiver<usize>, timeout: Duration) {
-    loop {
-        let idle = *in_flight.borrow_and_update() == 0;
-        if idle {
-            tokio::select! {
-                () = tokio::time::sleep(timeout) => return,
-                changed = in_flight.changed() => if changed.is_err() { return },
-            }
-        } else if in_flight.changed().await.is_err() {
-            return;
+impl Activity {
+    pub(super) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            in_flight: AtomicUsize::new(0),
+            idle_since_nanos: AtomicU64::new(0),
+            opened: Instant::now(),
+        })
+    }
+
+    /// When the connection went idle, or `None` while a request is in flight.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
         }
+        let nanos = self.idle_since_nanos.load(Ordering::Acquire);
+        Some(self.opened + Duration::from_nanos(nanos))
+    }
+}
+
+/// Completes once no request has been in flight for `timeout`. Wakes only
+/// when the timeout could have run out: once per `timeout` on a busy
+/// connection.
+pub(super) async fn idle(activity: Arc<Activity>, timeout: Duration) {
+    let sleep = tokio::time::sleep(timeout);
+    tokio::pin!(sleep);
+    loop {
+        sleep.as_mut().await;
+        let now = Instant::now();
+        let due = match activity.idle_since() {
+            Some(since) if now.saturating_duration_since(since) >= timeout => return,
+            Some(since) => since + timeout,
+            None => now + timeout,
+        };
+        sleep.as_mut().reset(due.into());
     }
 }
 
 /// A request in flight, until dropped.
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn new(activity: &Arc<watch::Sender<usize>>) -> Self {
-        activity.send_modify(|n| *n += 1);
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
         Self(activity.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        let activity = &self.0;
+        // Stamped before the count falls, so `idle_since` never reads an old stamp.
+        let ended = activity.opened.elapsed().as_nanos();
+        activity
+            .idle_since_nanos
+            .store(u64::try_from(ended).unwrap_or(u64::MAX), Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -193,11 +227,11 @@ impl Drop for InFlight {
 #[derive(Clone)]
 pub(super) struct Track<S> {
     inner: S,
-    activity: Arc<watch::Sender<usize>>,
+    activity: Arc<Activity>,
 }
 
 impl<S> Track<S> {
-    pub(super) fn new(inner: S, activity: Arc<watch::Sender<usize>>) -> Self {
+    pub(super) fn new(inner: S, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
     }
 }

@@ -311,14 +311,14 @@ async fn serve_connection<I, S, B>(
     B::Error: Into<BoxError>,
 {
     let remote = service.remote;
-    let (activity, in_flight) = limits::activity();
-    let service = TowerToHyperService::new(limits::Track::new(service, activity));
+    let activity = limits::Activity::new();
+    let service = TowerToHyperService::new(limits::Track::new(service, activity.clone()));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::select! {
         ended = watcher.watch(conn.into_owned()) => if let Err(error) = ended {
             log_connection_error(remote, &*error);
         },
-        () = limits::idle(in_flight, idle_timeout) => {
+        () = limits::idle(activity, idle_timeout) => {
             tracing::debug!(%remote, ?idle_timeout, "closed a connection idle for the idle timeout");
         }
     }
