@@ -28,8 +28,11 @@ pub(crate) type ThreadBody = Arc<dyn Fn(&mut (dyn FnMut() + Send)) + Send + Sync
 /// How long an idle thread waits for work before it ends.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long an idle thread watches the queue before it sleeps.
+/// How long an idle thread watches the queue before it sleeps, at least.
 const IDLE_SPIN: Duration = Duration::from_micros(50);
+
+/// How many times an idle thread yields its core before it sleeps.
+const IDLE_SPIN_TURNS: u32 = 16;
 
 /// How long queued jobs wait with none starting before the pool adds a thread.
 const GROW_AFTER: Duration = Duration::from_micros(500);
@@ -307,16 +310,24 @@ fn worker(shared: &Shared, first: Option<Job>) {
 
 /// Watches the queue for a moment before the thread goes to sleep: under
 /// load the next job comes within microseconds, and a sleeping thread costs
-/// a system call to wake and a context switch to resume.
+/// a system call to wake and a context switch to resume (on a busy core,
+/// the submitting thread's too: the woken thread preempts it).
+///
+/// The moment is at least [`IDLE_SPIN`] and [`IDLE_SPIN_TURNS`] yields. On
+/// an idle core a yield returns at once; on a busy one it lasts until the
+/// other threads there have had their turn, so under load an idle thread
+/// stays ready for the next job rather than asleep.
 fn spin_for_work(shared: &Shared) -> bool {
     let started = Instant::now();
+    let mut turns = 0;
     loop {
         if shared.queued.load(Ordering::Acquire) > 0 {
             return true;
         }
-        if started.elapsed() > IDLE_SPIN {
+        if turns >= IDLE_SPIN_TURNS && started.elapsed() > IDLE_SPIN {
             return false;
         }
+        turns += 1;
         // Yield rather than burn: on a busy machine the thread that will
         // submit the next job may need this core.
         thread::yield_now();
