@@ -9,8 +9,10 @@
 //! (each extra one costs context switches, and a busy machine makes every
 //! queue wait, so waiting alone is no sign of blocking; a hosted Python app
 //! would only add threads waiting for the GIL), while applications that
-//! block still get a thread per blocked request within a fraction of a
-//! millisecond, and a long computation still lets other requests through.
+//! block still get a thread per blocked request (within [`GROW_AFTER`] of
+//! the stall while they keep blocking, within [`MAX_CHECK_INTERVAL`] when
+//! they start to after a long run of jobs that started at once), and a long
+//! computation still lets other requests through.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -36,6 +38,15 @@ const IDLE_SPIN_TURNS: u32 = 16;
 
 /// How long queued jobs wait with none starting before the pool adds a thread.
 const GROW_AFTER: Duration = Duration::from_micros(500);
+
+/// The longest the monitor goes without looking at a queue whose jobs keep
+/// starting: how late it may see the threads at work all block at once
+/// after a long run of jobs that started at once.
+const MAX_CHECK_INTERVAL: Duration = Duration::from_millis(4);
+
+/// How long the monitor goes on looking after the queue empties, so that a
+/// queue that empties and fills again costs no wake-up each time.
+const MONITOR_LINGER: Duration = Duration::from_millis(100);
 
 /// The same while a thread at work is running rather than blocked: the
 /// operating system's (and Python's) time slice, so that a long computation
@@ -335,23 +346,54 @@ fn spin_for_work(shared: &Shared) -> bool {
 }
 
 /// Wakes or adds threads whenever jobs wait and none has started for
-/// [`GROW_AFTER`]: every thread at work is blocked. Ends when the queue
-/// stays empty for [`IDLE_TIMEOUT`].
+/// [`GROW_AFTER`]: every thread at work is blocked. While no idle thread is
+/// waiting, each look that finds nothing to do doubles the time to the
+/// next, up to [`MAX_CHECK_INTERVAL`] (each look wakes a thread, which on a
+/// busy core preempts the one that serves the connections); adding a thread
+/// brings it back to [`GROW_AFTER`]. Sleeps until a job is queued once the queue has been
+/// empty for [`MONITOR_LINGER`], and ends when it stays empty for
+/// [`IDLE_TIMEOUT`].
 fn monitor(shared: &Arc<Shared>) {
     let mut st = shared.lock();
+    let mut interval = GROW_AFTER;
+    let mut empty_since = None;
     while !st.shutdown {
         let stalled_for = st
             .queue
             .front()
             .map(|(queued_at, _)| queued_at.max(&st.last_start).elapsed());
+        let idle = if stalled_for.is_some() {
+            empty_since = None;
+            false
+        } else {
+            empty_since.get_or_insert_with(Instant::now).elapsed() >= MONITOR_LINGER
+        };
+        // An idle thread could take a queued job as soon as the monitor
+        // sees the threads at work blocked: no looking less often then.
+        let relaxed = if stalled_for.is_none() || st.sleeping == 0 {
+            (interval * 2).min(MAX_CHECK_INTERVAL)
+        } else {
+            GROW_AFTER
+        };
         let wait = match stalled_for {
-            None => {
+            None if idle => {
                 st.monitor = Monitor::Waiting;
+                interval = GROW_AFTER;
                 IDLE_TIMEOUT
             }
-            Some(stalled) if stalled < GROW_AFTER => GROW_AFTER - stalled,
+            None => {
+                interval = relaxed;
+                interval
+            }
+            Some(stalled) if stalled < GROW_AFTER => {
+                interval = relaxed;
+                interval - stalled
+            }
             // Every thread at work and none to add: nothing to look at.
-            Some(_) if st.sleeping == 0 && st.threads >= shared.max_threads => GROW_AFTER,
+            Some(_) if st.sleeping == 0 && st.threads >= shared.max_threads => {
+                interval = relaxed;
+                interval
+            }
             Some(stalled)
                 if stalled < GROW_WHILE_RUNNING && {
                     let busy = st.busy.clone();
@@ -361,13 +403,16 @@ fn monitor(shared: &Arc<Shared>) {
                     running
                 } =>
             {
-                // Not blocked: a thread more would only take turns with it.
-                GROW_AFTER
+                // Not blocked: a thread more would only take turns with it,
+                // until the time slice is over.
+                interval = relaxed;
+                interval.min(GROW_WHILE_RUNNING - stalled)
             }
             Some(_) => {
                 // One more thread at work, a sleeper if there is one. One at
                 // a time: on a busy machine a stall may be a thread waiting
                 // for a core, not one blocked, and extra threads cost.
+                interval = GROW_AFTER;
                 st.last_start = Instant::now();
                 if st.sleeping > 0 {
                     drop(st);
@@ -387,7 +432,7 @@ fn monitor(shared: &Arc<Shared>) {
             .wait_timeout(st, wait)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         st = next;
-        if stalled_for.is_none() && timeout.timed_out() && st.queue.is_empty() {
+        if idle && timeout.timed_out() && st.queue.is_empty() {
             break;
         }
     }
@@ -588,6 +633,59 @@ mod tests {
             "a thread was added after {waited:?} while the others computed"
         );
         assert!(waited < compute_for, "it waited for a computation to end");
+    }
+
+    #[test]
+    fn jobs_that_block_after_a_long_run_of_short_ones_still_get_threads() {
+        // Short jobs queued faster than they run keep the monitor looking
+        // less and less often; then jobs that wait for each other must still
+        // get their threads within a few of its looks.
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let jobs = cores + 2;
+        let pool = Pool::new(jobs, 1024);
+        let (done_tx, done_rx) = mpsc::channel();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(100) {
+            for _ in 0..16 {
+                let done_tx = done_tx.clone();
+                pool.submit(Box::new(move || {
+                    let begun = Instant::now();
+                    while begun.elapsed() < Duration::from_micros(20) {
+                        std::hint::spin_loop();
+                    }
+                    done_tx.send(()).unwrap();
+                }))
+                .unwrap();
+            }
+            thread::sleep(Duration::from_micros(200));
+        }
+        let arrived = Arc::new((Mutex::new(0), Condvar::new()));
+        let (tx, rx) = mpsc::channel();
+        let blocked_at = Instant::now();
+        for _ in 0..jobs {
+            let arrived = arrived.clone();
+            let tx = tx.clone();
+            pool.submit(Box::new(move || {
+                let (count, all_here) = &*arrived;
+                let mut count = count.lock().unwrap();
+                *count += 1;
+                all_here.notify_all();
+                let (count, timeout) = all_here
+                    .wait_timeout_while(count, Duration::from_secs(10), |c| *c < jobs)
+                    .unwrap();
+                tx.send(!timeout.timed_out() && *count == jobs).unwrap();
+            }))
+            .unwrap();
+        }
+        for _ in 0..jobs {
+            assert!(rx.recv_timeout(Duration::from_secs(15)).unwrap());
+        }
+        assert!(
+            blocked_at.elapsed() < Duration::from_secs(2),
+            "threads came after {:?}",
+            blocked_at.elapsed()
+        );
+        drop(done_rx);
     }
 
     #[test]
