@@ -637,12 +637,12 @@ mod tests {
 
     #[test]
     fn jobs_that_block_after_a_long_run_of_short_ones_still_get_threads() {
-        // Short jobs queued faster than they run keep the monitor looking
-        // less and less often; then jobs that wait for each other must still
-        // get their threads within a few of its looks.
+        // Bursts of short jobs that queue and start at once keep the monitor
+        // looking less and less often; then jobs that wait for each other
+        // must still get their threads within a few of its looks.
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         let jobs = cores + 2;
-        let pool = Pool::new(jobs, 1024);
+        let pool = Pool::new(jobs, 64);
         let (done_tx, done_rx) = mpsc::channel();
         let started = Instant::now();
         while started.elapsed() < Duration::from_millis(100) {
@@ -657,35 +657,17 @@ mod tests {
                 }))
                 .unwrap();
             }
-            thread::sleep(Duration::from_micros(200));
+            for _ in 0..16 {
+                done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            }
         }
-        let arrived = Arc::new((Mutex::new(0), Condvar::new()));
-        let (tx, rx) = mpsc::channel();
         let blocked_at = Instant::now();
-        for _ in 0..jobs {
-            let arrived = arrived.clone();
-            let tx = tx.clone();
-            pool.submit(Box::new(move || {
-                let (count, all_here) = &*arrived;
-                let mut count = count.lock().unwrap();
-                *count += 1;
-                all_here.notify_all();
-                let (count, timeout) = all_here
-                    .wait_timeout_while(count, Duration::from_secs(10), |c| *c < jobs)
-                    .unwrap();
-                tx.send(!timeout.timed_out() && *count == jobs).unwrap();
-            }))
-            .unwrap();
-        }
-        for _ in 0..jobs {
-            assert!(rx.recv_timeout(Duration::from_secs(15)).unwrap());
-        }
+        run_jobs_that_wait_for_each_other(&pool, jobs);
         assert!(
             blocked_at.elapsed() < Duration::from_secs(2),
             "threads came after {:?}",
             blocked_at.elapsed()
         );
-        drop(done_rx);
     }
 
     #[test]
@@ -694,6 +676,13 @@ mod tests {
         // pool grows past its eager threads while they block.
         let jobs = 8;
         let pool = Pool::new(jobs, 64);
+        run_jobs_that_wait_for_each_other(&pool, jobs);
+        assert_eq!(pool.threads(), jobs);
+    }
+
+    /// Submits `jobs` jobs that each wait until all of them have started,
+    /// and waits for them: they finish only on as many threads.
+    fn run_jobs_that_wait_for_each_other(pool: &Pool, jobs: usize) {
         let arrived = Arc::new((Mutex::new(0), Condvar::new()));
         let (tx, rx) = mpsc::channel();
         for _ in 0..jobs {
@@ -714,6 +703,5 @@ mod tests {
         for _ in 0..jobs {
             assert!(rx.recv_timeout(Duration::from_secs(15)).unwrap());
         }
-        assert_eq!(pool.threads(), jobs);
     }
 }
