@@ -67,7 +67,8 @@
 //! [`Builder::max_threads`] to the number of requests you want in flight
 //! (and [`Builder::max_queue`] for bursts); a thread waiting in C code with
 //! the GIL released costs no CPU. An idle application thread ends after ten
-//! seconds, and its `threading.local` values with it.
+//! seconds ([`Builder::idle_thread_timeout`] sets how long), and its
+//! `threading.local` values with it.
 //!
 //! A request timeout (tower's `TimeoutLayer`, say) ends the *response*: the
 //! client gets its answer and the body is closed as soon as the thread
@@ -106,6 +107,7 @@
 //! [`Builder::inline`]: crate::Builder::inline
 //! [`Builder::max_request_body`]: crate::Builder::max_request_body
 //! [`Builder::max_threads`]: crate::Builder::max_threads
+//! [`Builder::idle_thread_timeout`]: crate::Builder::idle_thread_timeout
 //! [`Builder::max_queue`]: crate::Builder::max_queue
 
 mod body;

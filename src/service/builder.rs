@@ -1,5 +1,7 @@
 //! [`Builder`]: a [`WsgiService`] with options other than the defaults.
 
+use std::time::Duration;
+
 use http::HeaderValue;
 
 use super::pool::{ThreadBody, ThreadPool};
@@ -26,7 +28,8 @@ pub(crate) struct Options {
     https: bool,
     max_threads: usize,
     max_queue: usize,
-    /// Replaces a pool of the service's own, sized by the two above.
+    idle_thread_timeout: Duration,
+    /// Replaces a pool of the service's own, set up by the three above.
     shared_pool: Option<ThreadPool>,
     response_buffer: usize,
     pub(crate) inline: bool,
@@ -48,6 +51,7 @@ impl Default for Options {
             https: false,
             max_threads: 64,
             max_queue: 256,
+            idle_thread_timeout: super::pool::IDLE_TIMEOUT,
             shared_pool: None,
             response_buffer: 4,
             inline: false,
@@ -84,9 +88,12 @@ impl Options {
     pub(crate) fn pool(&self, thread_body: ThreadBody) -> ThreadPool {
         match &self.shared_pool {
             Some(pool) => pool.clone(),
-            None => {
-                ThreadPool::with_thread_body(self.max_threads, self.max_queue, Some(thread_body))
-            }
+            None => ThreadPool::with_thread_body(
+                self.max_threads,
+                self.max_queue,
+                self.idle_thread_timeout,
+                Some(thread_body),
+            ),
         }
     }
 }
@@ -261,6 +268,30 @@ impl Builder {
         self
     }
 
+    /// How long an application thread waits for work before it ends
+    /// (default 10 s). A thread's state ends with it: a hosted Python app's
+    /// `threading.local` values, a connection kept per thread. Longer keeps
+    /// them through quiet spells, at the cost of the idle threads' memory.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # fn app(_: tower_wsgi::Environ, s: tower_wsgi::StartResponse) -> Result<tower_wsgi::AppBody, tower_wsgi::BoxError> {
+    /// #     s.start("204 No Content", [])?;
+    /// #     Ok(tower_wsgi::AppBody::empty())
+    /// # }
+    /// let service = tower_wsgi::Builder::new()
+    ///     .idle_thread_timeout(Duration::from_secs(600))
+    ///     .build(app);
+    /// # drop(service);
+    /// ```
+    #[must_use]
+    pub fn idle_thread_timeout(mut self, timeout: Duration) -> Self {
+        self.options.idle_thread_timeout = timeout;
+        self.options.shared_pool = None;
+        self
+    }
+
     /// How many response chunks may wait for a slow client before `write`
     /// and iteration block (default 4).
     ///
@@ -341,9 +372,10 @@ impl Builder {
 
     /// Runs the applications on `pool`, shared with every other service
     /// given the same pool, instead of a pool of the service's own
-    /// (replacing [`max_threads`](Builder::max_threads) and
-    /// [`max_queue`](Builder::max_queue); setting either afterwards goes
-    /// back to a pool of its own).
+    /// (replacing [`max_threads`](Builder::max_threads),
+    /// [`max_queue`](Builder::max_queue) and
+    /// [`idle_thread_timeout`](Builder::idle_thread_timeout); setting any of
+    /// them afterwards goes back to a pool of its own).
     #[must_use]
     pub fn thread_pool(mut self, pool: ThreadPool) -> Self {
         self.options.shared_pool = Some(pool);

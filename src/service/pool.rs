@@ -27,8 +27,9 @@ pub(crate) type Job = Box<dyn FnOnce() + Send>;
 /// Runs a worker thread's whole loop (the application's [`App::run_thread`](crate::App::run_thread)).
 pub(crate) type ThreadBody = Arc<dyn Fn(&mut (dyn FnMut() + Send)) + Send + Sync>;
 
-/// How long an idle thread waits for work before it ends.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle thread waits for work before it ends, unless the pool
+/// is told otherwise; also how long the monitor waits for a first job.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long an idle thread watches the queue before it sleeps, at least.
 const IDLE_SPIN: Duration = Duration::from_micros(50);
@@ -67,6 +68,8 @@ struct Shared {
     queued: AtomicUsize,
     max_threads: usize,
     max_queue: usize,
+    /// How long an idle thread waits for work before it ends.
+    idle_timeout: Duration,
     /// Threads started at once, without waiting: one per core.
     eager_threads: usize,
     /// Only ever called on the pool's own threads, which catch every job's
@@ -112,13 +115,15 @@ pub(crate) enum Refused {
 impl Pool {
     #[cfg(test)]
     pub(crate) fn new(max_threads: usize, max_queue: usize) -> Self {
-        Self::with_thread_body(max_threads, max_queue, None)
+        Self::with_thread_body(max_threads, max_queue, IDLE_TIMEOUT, None)
     }
 
-    /// A pool whose threads each run their loop inside `thread_body`.
+    /// A pool whose threads each run their loop inside `thread_body`, and
+    /// end after `idle_timeout` without work.
     pub(crate) fn with_thread_body(
         max_threads: usize,
         max_queue: usize,
+        idle_timeout: Duration,
         thread_body: Option<ThreadBody>,
     ) -> Self {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
@@ -139,6 +144,7 @@ impl Pool {
                 queued: AtomicUsize::new(0),
                 max_threads,
                 max_queue,
+                idle_timeout,
                 eager_threads: cores.min(max_threads),
                 thread_body: thread_body.map(AssertUnwindSafe),
             }),
@@ -307,7 +313,7 @@ fn worker(shared: &Shared, first: Option<Job>) {
         st.sleeping += 1;
         let (next, timeout) = shared
             .work
-            .wait_timeout(st, IDLE_TIMEOUT)
+            .wait_timeout(st, shared.idle_timeout)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         st = next;
         st.sleeping -= 1;
@@ -518,18 +524,24 @@ impl ThreadPool {
     /// (a hosted Python app keeps its interpreter thread state) is better
     /// served by a pool of its own.
     pub fn new(max_threads: usize, max_queue: usize) -> Self {
-        Self::with_thread_body(max_threads, max_queue, None)
+        Self::with_thread_body(max_threads, max_queue, IDLE_TIMEOUT, None)
     }
 
     /// A pool whose threads each run their loop inside `thread_body`.
     pub(crate) fn with_thread_body(
         max_threads: usize,
         max_queue: usize,
+        idle_timeout: Duration,
         thread_body: Option<ThreadBody>,
     ) -> Self {
         assert!(max_threads > 0, "a thread pool needs at least one thread");
         Self {
-            pool: Arc::new(Pool::with_thread_body(max_threads, max_queue, thread_body)),
+            pool: Arc::new(Pool::with_thread_body(
+                max_threads,
+                max_queue,
+                idle_timeout,
+                thread_body,
+            )),
         }
     }
 
@@ -588,6 +600,22 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "threads did not end");
             thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn idle_threads_end_after_the_idle_timeout() {
+        let pool = Pool::with_thread_body(4, 16, Duration::from_millis(100), None);
+        run_jobs_that_wait_for_each_other(&pool, 4);
+        assert_eq!(pool.threads(), 4);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool.threads() > 0 {
+            assert!(Instant::now() < deadline, "idle threads did not end");
+            thread::sleep(Duration::from_millis(20));
+        }
+        // A new job still gets a thread.
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(()).unwrap())).unwrap();
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
     }
 
     #[test]
