@@ -275,12 +275,14 @@ impl Builder {
     ///
     /// ```
     /// use std::time::Duration;
+    /// use tower_wsgi::{AppBody, BoxError, Builder, Environ, StartResponse};
     ///
-    /// # fn app(_: tower_wsgi::Environ, s: tower_wsgi::StartResponse) -> Result<tower_wsgi::AppBody, tower_wsgi::BoxError> {
-    /// #     s.start("204 No Content", [])?;
-    /// #     Ok(tower_wsgi::AppBody::empty())
-    /// # }
-    /// let service = tower_wsgi::Builder::new()
+    /// fn app(_environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+    ///     start_response.start("200 OK", [("Content-Length", "2")])?;
+    ///     Ok("ok".into())
+    /// }
+    ///
+    /// let service = Builder::new()
     ///     .idle_thread_timeout(Duration::from_secs(600))
     ///     .build(app);
     /// # drop(service);

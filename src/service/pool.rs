@@ -86,6 +86,9 @@ struct State {
     sleeping: usize,
     /// The thread that wakes or adds workers when the queue stalls.
     monitor: Monitor,
+    /// The monitor sleeps longer than [`GROW_AFTER`]: too long for a job
+    /// queued while an idle thread could take it.
+    monitor_lazy: bool,
     /// When a thread last took a job from the queue.
     last_start: Instant,
     /// The operating system's ids of the threads running a job, where known.
@@ -135,6 +138,7 @@ impl Pool {
                     idle: 0,
                     sleeping: 0,
                     monitor: Monitor::Stopped,
+                    monitor_lazy: false,
                     last_start: Instant::now(),
                     busy: Vec::new(),
                     shutdown: false,
@@ -196,6 +200,13 @@ impl Pool {
     fn watch(&self, mut st: MutexGuard<'_, State>) {
         let shared = &self.shared;
         if st.monitor == Monitor::Watching {
+            // Only for the first job after the queue emptied: later ones
+            // find the monitor already looking at the queue's stall.
+            if st.monitor_lazy && st.sleeping > 0 && st.queue.len() == 1 {
+                st.monitor_lazy = false;
+                drop(st);
+                shared.stalled.notify_one();
+            }
             return;
         }
         let start = st.monitor == Monitor::Stopped;
@@ -433,11 +444,13 @@ fn monitor(shared: &Arc<Shared>) {
                 GROW_AFTER
             }
         };
+        st.monitor_lazy = wait > GROW_AFTER;
         let (next, timeout) = shared
             .stalled
             .wait_timeout(st, wait)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         st = next;
+        st.monitor_lazy = false;
         if idle && timeout.timed_out() && st.queue.is_empty() {
             break;
         }
@@ -696,6 +709,53 @@ mod tests {
             "threads came after {:?}",
             blocked_at.elapsed()
         );
+    }
+
+    #[test]
+    fn a_job_queued_behind_blocked_threads_after_a_pause_starts_soon() {
+        // A thread per core blocked, idle threads asleep, and a queue that
+        // empties between jobs (the monitor looks less often then): each
+        // queued job must still get an idle thread about as soon as the
+        // monitor would see the stall, not after its longest wait.
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = Pool::new(cores + 4, 64);
+        let release = Arc::new((Mutex::new(false), Condvar::new()));
+        let (started_tx, started_rx) = mpsc::channel();
+        let block = |pool: &Pool| {
+            let (release, started_tx) = (release.clone(), started_tx.clone());
+            pool.submit(Box::new(move || {
+                started_tx.send(()).unwrap();
+                let (released, wake) = &*release;
+                let released = released.lock().unwrap();
+                drop(wake.wait_while(released, |released| !*released).unwrap());
+            }))
+            .unwrap();
+        };
+        // Idle threads to wake: start some, let them finish and sleep.
+        run_jobs_that_wait_for_each_other(&pool, cores + 2);
+        for _ in 0..cores {
+            block(&pool);
+            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        thread::sleep(Duration::from_millis(20));
+        let mut waits = Vec::new();
+        for _ in 0..12 {
+            // The monitor settles into its longest wait with the queue empty.
+            thread::sleep(Duration::from_millis(15));
+            let (tx, rx) = mpsc::channel();
+            let queued_at = Instant::now();
+            pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
+                .unwrap();
+            waits.push(rx.recv_timeout(Duration::from_secs(5)).unwrap());
+        }
+        *release.0.lock().unwrap() = true;
+        release.1.notify_all();
+        // One late start is the machine's; more are the monitor's.
+        let late = waits
+            .iter()
+            .filter(|&&waited| waited > (GROW_AFTER + MAX_CHECK_INTERVAL) / 2)
+            .count();
+        assert!(late <= 1, "queued jobs waited {waits:?}");
     }
 
     #[test]
