@@ -367,9 +367,10 @@ fn spin_for_work(shared: &Shared) -> bool {
 /// waiting, each look that finds nothing to do doubles the time to the
 /// next, up to [`MAX_CHECK_INTERVAL`] (each look wakes a thread, which on a
 /// busy core preempts the one that serves the connections); adding a thread
-/// brings it back to [`GROW_AFTER`]. Sleeps until a job is queued once the
-/// queue has been empty for [`MONITOR_LINGER`], and ends when it stays
-/// empty for [`IDLE_TIMEOUT`].
+/// brings it back to [`GROW_AFTER`], and so does the first job queued
+/// while an idle thread sleeps ([`Pool::watch`]). Sleeps until a job is
+/// queued once the queue has been empty for [`MONITOR_LINGER`], and ends
+/// when it stays empty for [`IDLE_TIMEOUT`].
 fn monitor(shared: &Arc<Shared>) {
     let mut st = shared.lock();
     let mut interval = GROW_AFTER;
