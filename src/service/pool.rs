@@ -386,9 +386,10 @@ fn monitor(shared: &Arc<Shared>) {
         } else {
             empty_since.get_or_insert_with(Instant::now).elapsed() >= MONITOR_LINGER
         };
-        // An idle thread could take a queued job as soon as the monitor
-        // sees the threads at work blocked: no looking less often then.
-        let relaxed = if stalled_for.is_none() || st.sleeping == 0 {
+        // Looking less often, unless this look finds something to do. An
+        // idle thread could take a queued job as soon as the monitor sees
+        // the threads at work blocked: no looking less often then.
+        interval = if stalled_for.is_none() || st.sleeping == 0 {
             (interval * 2).min(MAX_CHECK_INTERVAL)
         } else {
             GROW_AFTER
@@ -399,19 +400,10 @@ fn monitor(shared: &Arc<Shared>) {
                 interval = GROW_AFTER;
                 IDLE_TIMEOUT
             }
-            None => {
-                interval = relaxed;
-                interval
-            }
-            Some(stalled) if stalled < GROW_AFTER => {
-                interval = relaxed;
-                interval - stalled
-            }
+            None => interval,
+            Some(stalled) if stalled < GROW_AFTER => interval - stalled,
             // Every thread at work and none to add: nothing to look at.
-            Some(_) if st.sleeping == 0 && st.threads >= shared.max_threads => {
-                interval = relaxed;
-                interval
-            }
+            Some(_) if st.sleeping == 0 && st.threads >= shared.max_threads => interval,
             Some(stalled)
                 if stalled < GROW_WHILE_RUNNING && {
                     let busy = st.busy.clone();
@@ -423,7 +415,6 @@ fn monitor(shared: &Arc<Shared>) {
             {
                 // Not blocked: a thread more would only take turns with it,
                 // until the time slice is over.
-                interval = relaxed;
                 interval.min(GROW_WHILE_RUNNING - stalled)
             }
             Some(_) => {
