@@ -5,7 +5,8 @@
 //! the queue, and a new thread starts only when no queued job has started
 //! for [`GROW_AFTER`] and the threads at work are blocked, or for
 //! [`GROW_WHILE_RUNNING`] if one of them is running (or ready to, waiting
-//! for a core): applications that compute are served by a few hot threads
+//! for a core) or an idle thread is there to take the job once it gets a
+//! core: applications that compute are served by a few hot threads
 //! (each extra one costs context switches, and a busy machine makes every
 //! queue wait, so waiting alone is no sign of blocking; a hosted Python app
 //! would only add threads waiting for the GIL), while applications that
@@ -75,6 +76,10 @@ struct Shared {
     /// Only ever called on the pool's own threads, which catch every job's
     /// panic themselves: it takes nothing from the pool's unwind safety.
     thread_body: Option<AssertUnwindSafe<ThreadBody>>,
+    /// How long a spinning thread waits before it first looks at the queue,
+    /// as one that does not get a core would.
+    #[cfg(test)]
+    starved_spin: Duration,
 }
 
 struct State {
@@ -151,8 +156,21 @@ impl Pool {
                 idle_timeout,
                 eager_threads: cores.min(max_threads),
                 thread_body: thread_body.map(AssertUnwindSafe),
+                #[cfg(test)]
+                starved_spin: Duration::ZERO,
             }),
         }
+    }
+
+    /// A pool whose spinning threads first wait `starved_spin`, as if the
+    /// machine's cores were busy with other work.
+    #[cfg(test)]
+    fn with_starved_spinners(max_threads: usize, max_queue: usize, starved_spin: Duration) -> Self {
+        let mut pool = Self::new(max_threads, max_queue);
+        Arc::get_mut(&mut pool.shared)
+            .expect("a new pool is not shared yet")
+            .starved_spin = starved_spin;
+        pool
     }
 
     /// Runs `job` on a pool thread, or refuses it without blocking.
@@ -346,6 +364,8 @@ fn worker(shared: &Shared, first: Option<Job>) {
 /// other threads there have had their turn, so under load an idle thread
 /// stays ready for the next job rather than asleep.
 fn spin_for_work(shared: &Shared) -> bool {
+    #[cfg(test)]
+    thread::sleep(shared.starved_spin);
     let started = Instant::now();
     let mut turns = 0;
     loop {
@@ -405,13 +425,16 @@ fn monitor(shared: &Arc<Shared>) {
             // Every thread at work and none to add: nothing to look at.
             Some(_) if st.sleeping == 0 && st.threads >= shared.max_threads => interval,
             Some(stalled)
-                if stalled < GROW_WHILE_RUNNING && {
-                    let busy = st.busy.clone();
-                    drop(st);
-                    let running = busy.into_iter().any(is_running);
-                    st = shared.lock();
-                    running
-                } =>
+                if stalled < GROW_WHILE_RUNNING
+                    // A spinning thread takes the job once it gets a core:
+                    // the stall is a busy core, not a blocked thread.
+                    && (st.idle > st.sleeping || {
+                        let busy = st.busy.clone();
+                        drop(st);
+                        let running = busy.into_iter().any(is_running);
+                        st = shared.lock();
+                        running
+                    }) =>
             {
                 // Not blocked: a thread more would only take turns with it,
                 // until the time slice is over.
@@ -666,6 +689,31 @@ mod tests {
             "a thread was added after {waited:?} while the others computed"
         );
         assert!(waited < compute_for, "it waited for a computation to end");
+    }
+
+    #[test]
+    fn jobs_queued_for_spinning_threads_without_a_core_get_no_thread_before_a_time_slice() {
+        // Idle threads spinning for work, but slow to get a core: the jobs
+        // queued behind them are not blocked, so a new thread waits as it
+        // would for threads that compute (a new one would only take turns).
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = Pool::with_starved_spinners(cores + 2, 64, Duration::from_millis(300));
+        run_jobs_that_wait_for_each_other(&pool, cores);
+        while pool.shared.lock().idle < cores {
+            thread::yield_now();
+        }
+        let queued_at = Instant::now();
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..=cores {
+            let tx = tx.clone();
+            pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
+                .unwrap();
+        }
+        let first_start = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            first_start >= GROW_WHILE_RUNNING / 2,
+            "a thread was added after {first_start:?} while idle threads spun"
+        );
     }
 
     #[test]
