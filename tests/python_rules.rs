@@ -2,7 +2,7 @@
 //! lazy `start_response`, `exc_info` replacing the headers before the body
 //! and raising the original exception after, a second call refused, `write()`,
 //! invalid statuses and headers, Content-Length both ways, 204, the body
-//! limit; inline dispatch refused; `TestClient` and tower layers unchanged.
+//! limit, every response chunk released; inline dispatch refused; `TestClient` and tower layers unchanged.
 #![cfg(all(feature = "python", feature = "server"))]
 #![deny(warnings)]
 
@@ -97,6 +97,32 @@ fn response_rules() {
     assert_eq!(resp.status, 204);
     assert!(resp.body.is_empty());
     assert_eq!(conn.read_response(false).status, 201, "no stray bytes");
+}
+
+#[test]
+fn response_chunks_copied_or_shared_release_their_bytes() {
+    let server = server();
+    let before = server.get("/refs").body_str();
+    for _ in 0..20 {
+        for size in [100, 4096, 65536] {
+            let resp = server.get(&format!("/body/{size}"));
+            assert_eq!(resp.body.len(), size);
+            assert!(resp.body.iter().all(|&b| b == resp.body[0]));
+        }
+    }
+    // A reference dropped off the GIL is released at the next attach.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = server.get("/refs").body_str();
+        if now == before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bodies still referenced: {now} (before: {before})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

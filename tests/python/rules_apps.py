@@ -4,6 +4,8 @@ import threading
 
 SEEN = {}
 LOCAL = threading.local()
+# Bodies the crate copies (short) or shares with Python (long).
+BODIES = {"/body/100": b"s" * 100, "/body/4096": b"m" * 4096, "/body/65536": b"l" * 65536}
 
 
 def application(environ, start_response):
@@ -21,6 +23,16 @@ def application(environ, start_response):
         LOCAL.hits = getattr(LOCAL, "hits", 0) + 1
         start_response("200 OK", text)
         return [b"%d" % LOCAL.hits]
+
+    if path in BODIES:
+        start_response("200 OK", text)
+        return [BODIES[path]]
+
+    if path == "/refs":
+        # Back to where it started once every response is done with its body.
+        counts = [sys.getrefcount(body) for _, body in sorted(BODIES.items())]
+        start_response("200 OK", text)
+        return [repr(counts).encode()]
 
     if path == "/env":
         # The str entries, as this request's environ holds them.
