@@ -2,13 +2,14 @@
 //! lazy `start_response`, `exc_info` replacing the headers before the body
 //! and raising the original exception after, a second call refused, `write()`,
 //! invalid statuses and headers, Content-Length both ways, 204, the body
-//! limit, every response chunk released; inline dispatch refused; `TestClient` and tower layers unchanged.
+//! limit, every response chunk released; inline dispatch refused;
+//! `TestClient` and tower layers unchanged.
 #![cfg(all(feature = "python", feature = "server"))]
 #![deny(warnings)]
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{Conn, TestServer};
 use tower_wsgi::test_client::TestClient;
@@ -111,14 +112,14 @@ fn response_chunks_copied_or_shared_release_their_bytes() {
         }
     }
     // A reference dropped off the GIL is released at the next attach.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let now = server.get("/refs").body_str();
         if now == before {
             break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "bodies still referenced: {now} (before: {before})"
         );
         std::thread::sleep(Duration::from_millis(20));
