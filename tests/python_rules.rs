@@ -252,12 +252,12 @@ fn an_idle_thread_ends_after_the_idle_thread_timeout_with_its_state() {
     let server = support::serve(
         Builder::new()
             .max_threads(1)
-            .idle_thread_timeout(std::time::Duration::from_millis(200))
+            .idle_thread_timeout(Duration::from_millis(200))
             .build(app()),
     );
     let first: Vec<String> = (0..2).map(|_| server.get("/local").body_str()).collect();
     assert_eq!(first, ["1", "2"]);
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(
         server.get("/local").body_str(),
         "1",

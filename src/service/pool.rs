@@ -101,6 +101,14 @@ struct State {
     shutdown: bool,
 }
 
+impl State {
+    /// Idle threads watching the queue rather than asleep: each takes a
+    /// queued job without a wake-up, once it has a core.
+    fn spinning(&self) -> usize {
+        self.idle - self.sleeping
+    }
+}
+
 /// What the monitor is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Monitor {
@@ -177,7 +185,7 @@ impl Pool {
     pub(crate) fn submit(&self, job: Job) -> Result<(), Refused> {
         let shared = &self.shared;
         let mut st = shared.lock();
-        let spinning = st.idle - st.sleeping;
+        let spinning = st.spinning();
         if spinning > st.queue.len() {
             // A spinning thread takes it, with no system call on either side.
             shared.enqueue(&mut st, job);
@@ -330,7 +338,7 @@ fn worker(shared: &Shared, first: Option<Job>) {
             break;
         }
         // One spinner per core at most: more would only take turns yielding.
-        let spin = st.idle - st.sleeping < shared.eager_threads;
+        let spin = st.spinning() < shared.eager_threads;
         st.idle += 1;
         drop(st);
         let found = spin && spin_for_work(shared);
@@ -428,7 +436,7 @@ fn monitor(shared: &Arc<Shared>) {
                 if stalled < GROW_WHILE_RUNNING
                     // A spinning thread takes the job once it gets a core:
                     // the stall is a busy core, not a blocked thread.
-                    && (st.idle > st.sleeping || {
+                    && (st.spinning() > 0 || {
                         let busy = st.busy.clone();
                         drop(st);
                         let running = busy.into_iter().any(is_running);
