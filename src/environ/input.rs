@@ -113,6 +113,9 @@ const READ_AHEAD_FROM: u64 = 64 * 1024;
 /// Frames read ahead of the application, at most.
 const READ_AHEAD_FRAMES: usize = 4;
 
+/// The most a read allocates up front for the body's declared length.
+const PREALLOCATE_AT_MOST: usize = 256 * 1024;
+
 /// What went wrong with the request body, so that an application that gives
 /// up because of it is answered 413 or 400 rather than 500.
 #[derive(Debug, Default)]
@@ -183,14 +186,14 @@ impl Input {
 
     /// Reads to the end of the body: Python's `wsgi.input.read()`.
     pub fn read_all(&mut self) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.expected_len(None));
         self.read_to_end(&mut out)?;
         Ok(out)
     }
 
     /// Reads up to `n` bytes, fewer only at the end of the body: `read(n)`.
     pub fn read_n(&mut self, n: usize) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.expected_len(Some(n)));
         self.by_ref().take(n as u64).read_to_end(&mut out)?;
         Ok(out)
     }
@@ -221,6 +224,58 @@ impl Input {
     /// ```
     pub fn into_body(self) -> InputBody {
         InputBody { input: self }
+    }
+
+    /// How much a read of up to `n` bytes (`None`: to the end) is likely to
+    /// return, for its buffer: growing one from empty costs a copy at every
+    /// doubling. The declared length is the client's word, so it counts only
+    /// up to [`PREALLOCATE_AT_MOST`]; an unknown one, as the frame at hand.
+    fn expected_len(&self, n: Option<usize>) -> usize {
+        let rest = match &self.source {
+            None => Some(0),
+            Some(source) => source.size_hint().upper(),
+        };
+        let expected = match rest.and_then(|rest| usize::try_from(rest).ok()) {
+            Some(rest) => rest.saturating_add(self.buffered.len()),
+            None => n.unwrap_or(self.buffered.len()),
+        };
+        n.map_or(expected, |n| expected.min(n))
+            .min(PREALLOCATE_AT_MOST)
+    }
+
+    /// The length of what a read of up to `n` bytes (`None`: to the end)
+    /// returns, when the bytes already buffered answer it whole: an
+    /// application thread then need not let go of anything to wait.
+    pub(crate) fn ready_len(&self, n: Option<usize>) -> Option<usize> {
+        match n {
+            Some(n) if n <= self.buffered.len() => Some(n),
+            _ if self.ends_with_buffered() => Some(self.buffered.len()),
+            _ => None,
+        }
+    }
+
+    /// The same for a line of at most `size` bytes (`None`: any length).
+    pub(crate) fn ready_line_len(&self, size: Option<usize>) -> Option<usize> {
+        let window = &self.buffered
+            [..size.map_or(self.buffered.len(), |size| size.min(self.buffered.len()))];
+        match window.iter().position(|&byte| byte == b'\n') {
+            Some(newline) => Some(newline + 1),
+            None if size.is_some_and(|size| size <= self.buffered.len()) => Some(window.len()),
+            None if self.ends_with_buffered() => Some(self.buffered.len()),
+            None => None,
+        }
+    }
+
+    /// The bytes read from the body and not yet consumed.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buffered
+    }
+
+    /// Whether nothing of the body is left beyond what is buffered: a body
+    /// of known length says so once all of it was read, with no poll for
+    /// its end.
+    fn ends_with_buffered(&self) -> bool {
+        self.source.as_ref().is_none_or(BodySource::is_end_stream)
     }
 
     fn fill(&mut self) -> io::Result<()> {
@@ -703,6 +758,74 @@ mod tests {
         assert_eq!(input.readline().unwrap(), b"second\n");
         assert_eq!(input.read_all().unwrap(), b"tail");
         assert_eq!(input.readline().unwrap(), b"");
+    }
+
+    #[test]
+    fn reads_that_the_buffered_frame_answers_whole_need_no_wait() {
+        // Of unknown length: only what the frame at hand holds.
+        let mut input = chunked(&["ab\ncd", "ef\n"]);
+        assert_eq!(input.ready_len(Some(1)), None, "nothing read yet");
+        input.fill_buf().unwrap();
+        assert_eq!(input.ready_len(Some(5)), Some(5));
+        assert_eq!(input.ready_len(Some(6)), None, "the rest may be longer");
+        assert_eq!(input.ready_len(None), None);
+        assert_eq!(input.ready_line_len(None), Some(3));
+        assert_eq!(input.ready_line_len(Some(2)), Some(2));
+        input.consume(3);
+        assert_eq!(input.ready_line_len(None), None, "the line may go on");
+        assert_eq!(input.ready_line_len(Some(2)), Some(2));
+        assert_eq!(input.ready_line_len(Some(3)), None);
+        assert_eq!(input.readline().unwrap(), b"cdef\n");
+        // Of known length, all of it read: the frame at hand is the rest.
+        let mut input = Input::new(Full::new(Bytes::from_static(b"abc")));
+        assert_eq!(input.ready_len(None), None, "nothing read yet");
+        input.fill_buf().unwrap();
+        assert_eq!(input.ready_len(None), Some(3));
+        assert_eq!(input.ready_len(Some(10)), Some(3));
+        assert_eq!(input.ready_line_len(None), Some(3));
+        input.consume(3);
+        assert_eq!(input.ready_len(Some(1)), Some(0), "the end, without a poll");
+        assert_eq!(Input::from_bytes("x").ready_len(None), Some(1));
+    }
+
+    #[test]
+    fn reads_allocate_what_the_declared_length_leaves_at_most() {
+        let mut input = Input::new(Full::new(Bytes::from(vec![7; 3000])));
+        let first = input.read_n(1000).unwrap();
+        assert_eq!((first.len(), first.capacity()), (1000, 1000));
+        let rest = input.read_all().unwrap();
+        assert_eq!((rest.len(), rest.capacity()), (2000, 2000));
+        // A length the client declares but may never send counts only so far.
+        let mut input = Input::new(Declared(Some(Bytes::from_static(b"short"))));
+        let read = input.read_all().unwrap();
+        assert_eq!(
+            (&read[..], read.capacity()),
+            (&b"short"[..], PREALLOCATE_AT_MOST)
+        );
+        // An unknown length: the frame at hand.
+        let mut input = chunked(&["12345", "678"]);
+        input.fill_buf().unwrap();
+        let read = input.read_all().unwrap();
+        assert_eq!(read, b"12345678");
+    }
+
+    /// One frame, under a declared length of 1 GiB.
+    struct Declared(Option<Bytes>);
+
+    impl HttpBody for Declared {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.take().map(|data| Ok(Frame::data(data))))
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(1 << 30)
+        }
     }
 
     #[test]

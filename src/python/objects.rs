@@ -5,7 +5,7 @@
 use std::ffi::CStr;
 use std::io::{self, BufRead, Read, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use bytes::Bytes;
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
@@ -236,18 +236,44 @@ impl PyInput {
         }
     }
 
-    fn read_line(&self, py: Python<'_>, size: Option<u64>) -> PyResult<Vec<u8>> {
+    /// The first `len` bytes buffered, when `len` says they answer a read
+    /// whole: taken with the GIL held, as no wait is needed.
+    fn take_ready<'py>(
+        &self,
+        py: Python<'py>,
+        len: impl FnOnce(&Input) -> Option<usize>,
+    ) -> Option<Bound<'py, PyBytes>> {
+        // Never wait for the lock with the GIL held: a thread that holds it
+        // may be waiting, detached, for the GIL.
+        let mut input = match self.input.try_lock() {
+            Ok(input) => input,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        let len = len(&input)?;
+        let bytes = PyBytes::new(py, &input.buffered()[..len]);
+        input.consume(len);
+        Some(bytes)
+    }
+
+    fn read_line<'py>(&self, py: Python<'py>, size: Option<u64>) -> PyResult<Bound<'py, PyBytes>> {
+        let ready_size = size.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        if let Some(line) = self.take_ready(py, |input| input.ready_line_len(ready_size)) {
+            return Ok(line);
+        }
         let input = &self.input;
-        py.detach(|| {
-            let mut input = lock(input);
-            let mut line = Vec::new();
-            match size {
-                None => input.read_until(b'\n', &mut line)?,
-                Some(n) => input.by_ref().take(n).read_until(b'\n', &mut line)?,
-            };
-            Ok(line)
-        })
-        .map_err(|error| io_to_py(py, error))
+        let line = py
+            .detach(|| {
+                let mut input = lock(input);
+                let mut line = Vec::new();
+                match size {
+                    None => input.read_until(b'\n', &mut line)?,
+                    Some(n) => input.by_ref().take(n).read_until(b'\n', &mut line)?,
+                };
+                Ok(line)
+            })
+            .map_err(|error| io_to_py(py, error))?;
+        Ok(PyBytes::new(py, &line))
     }
 }
 
@@ -255,13 +281,17 @@ impl PyInput {
 impl PyInput {
     #[pyo3(signature = (size = None))]
     fn read<'py>(&self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+        let size = limit(size).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        if let Some(data) = self.take_ready(py, |input| input.ready_len(size)) {
+            return Ok(data);
+        }
         let input = &self.input;
         let data = py
             .detach(|| {
                 let mut input = lock(input);
-                match limit(size) {
+                match size {
                     None => input.read_all(),
-                    Some(n) => input.read_n(usize::try_from(n).unwrap_or(usize::MAX)),
+                    Some(n) => input.read_n(n),
                 }
             })
             .map_err(|error| io_to_py(py, error))?;
@@ -270,8 +300,7 @@ impl PyInput {
 
     #[pyo3(signature = (size = None))]
     fn readline<'py>(&self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
-        let line = self.read_line(py, limit(size))?;
-        Ok(PyBytes::new(py, &line))
+        self.read_line(py, limit(size))
     }
 
     #[pyo3(signature = (hint = None))]
@@ -285,11 +314,11 @@ impl PyInput {
         let mut total = 0u64;
         loop {
             let line = self.read_line(py, None)?;
-            if line.is_empty() {
+            if line.as_bytes().is_empty() {
                 break;
             }
-            total += line.len() as u64;
-            lines.push(PyBytes::new(py, &line));
+            total += line.as_bytes().len() as u64;
+            lines.push(line);
             if hint.is_some_and(|hint| total >= hint) {
                 break;
             }
@@ -303,7 +332,7 @@ impl PyInput {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let line = self.read_line(py, None)?;
-        Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
+        Ok((!line.as_bytes().is_empty()).then_some(line))
     }
 }
 
