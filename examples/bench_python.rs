@@ -15,9 +15,10 @@
 //! and with `--blocking-threads 1`; `PyApp` as users run it (the system
 //! allocator, a `tracing_subscriber::fmt` subscriber at INFO), and beside it
 //! on mimalloc (`bench_mimalloc`, built on first use), with the crate's defaults but
-//! [`ConnectionPolicy::KeepAliveChunked`](tower_wsgi::ConnectionPolicy), since
+//! [`ConnectionPolicy::ComputeLength`](tower_wsgi::ConnectionPolicy), since
 //! Granian keeps connections alive after a body without `Content-Length`
-//! (the app sets none) where the crate's default closes them. Server
+//! (the app sets none) where the crate's default closes them, and sends a
+//! returned list with its length, as that policy does for a list of one. Server
 //! CPU per request is the processes' user + system time over the measured
 //! run, divided by the requests served. Each row is the median of
 //! `BENCH_ROUNDS` rounds (default 3), the servers' order rotating per round.

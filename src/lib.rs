@@ -149,7 +149,9 @@
 //!    304) an HTTP/1 response carries `Connection: close` and the connection
 //!    closes after it, as Werkzeug does;
 //!    [`ConnectionPolicy::KeepAliveChunked`] keeps HTTP/1.1 connections open
-//!    with chunked framing instead. HTTP/2 never gets a `Connection` header.
+//!    with chunked framing instead, and [`ConnectionPolicy::ComputeLength`]
+//!    also gives a body of one chunk its `Content-Length`. HTTP/2 never gets
+//!    a `Connection` header.
 //! 2. **Server and Date** are added when the application set none, never
 //!    doubled; the `Server` token is configurable ([`Builder::server_header`]).
 //! 3. **Status.** `"NNN reason"` or `"NNN"`; the application's reason phrase

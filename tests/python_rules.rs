@@ -173,6 +173,39 @@ fn env_of(resp: &support::Resp) -> std::collections::BTreeMap<String, String> {
 }
 
 #[test]
+fn compute_length_measures_bodies_of_one_chunk_and_chunks_the_rest() {
+    let server = support::serve(
+        Builder::new()
+            .connection_policy(tower_wsgi::ConnectionPolicy::ComputeLength)
+            .build(app()),
+    );
+    let mut conn = Conn::open(server.addr);
+    // PEP 3333's case: a list (or tuple) of one bytes object.
+    let measured = [("/body/100", 100), ("/exc-before", 10)];
+    for (path, length) in measured {
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let resp = conn.read_response(false);
+        assert_eq!(resp.framing, support::Framing::Length, "{path}");
+        assert_eq!(resp.body.len(), length, "{path}");
+        assert_eq!(resp.header("connection"), None, "{path}");
+    }
+    // A generator, a tuple of two, a list after write(): chunked, the
+    // connection open.
+    let streamed = [
+        ("/lazy", "made lazily"),
+        ("/parts", "two parts"),
+        ("/write", "one two three"),
+    ];
+    for (path, body) in streamed {
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let resp = conn.read_response(false);
+        assert_eq!(resp.framing, support::Framing::Chunked, "{path}");
+        assert_eq!(resp.body_str(), body, "{path}");
+        assert_eq!(resp.header("connection"), None, "{path}");
+    }
+}
+
+#[test]
 fn each_request_sees_its_own_environ_values() {
     let server = support::serve(
         Builder::new()

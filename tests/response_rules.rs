@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use support::conformance::app;
 use support::{serve, Framing, TestServer};
-use tower_wsgi::{Builder, ConnectionPolicy, HopByHop, WsgiService};
+use tower_wsgi::{
+    AppBody, BoxError, Builder, ConnectionPolicy, Environ, HopByHop, StartResponse, WsgiService,
+};
 
 /// The conformance app: `/respond` builds any response from its query.
 fn server() -> TestServer {
@@ -107,6 +109,59 @@ fn rule1_keep_alive_chunked_policy() {
     let mut conn = server.connect();
     conn.send(b"GET /respond?cl=none HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     let resp = conn.read_response(false);
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(conn.closes());
+}
+
+/// Bodies of every shape, none with a declared length.
+fn shapes(environ: Environ, start_response: StartResponse) -> Result<AppBody, BoxError> {
+    let write = start_response.start("200 OK", [("Content-Type", "text/plain")])?;
+    Ok(match environ.path_info() {
+        "/one" => "hello".into(),
+        "/none" => AppBody::empty(),
+        "/chunks" => AppBody::from_chunks(["hel", "lo"]),
+        "/write" => {
+            write.write("hel")?;
+            "lo".into()
+        }
+        _ => AppBody::from_results([Ok::<_, BoxError>("hel"), Ok("lo")]),
+    })
+}
+
+#[test]
+fn rule1_compute_length_policy() {
+    let server = serve(
+        Builder::new()
+            .connection_policy(ConnectionPolicy::ComputeLength)
+            .build(shapes),
+    );
+    let mut conn = server.connect();
+    // One chunk, or none: its length, and the connection stays open.
+    for (path, length) in [("/one", "5"), ("/none", "0")] {
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let resp = conn.read_response(false);
+        assert_eq!(resp.framing, Framing::Length, "{path}");
+        assert_eq!(resp.header("content-length"), Some(length), "{path}");
+        assert_eq!(resp.header("connection"), None, "{path}");
+    }
+    // Any other: chunked, and still open.
+    for path in ["/chunks", "/write", "/results"] {
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        let resp = conn.read_response(false);
+        assert_eq!(resp.framing, Framing::Chunked, "{path}");
+        assert_eq!(resp.header("connection"), None, "{path}");
+        assert_eq!(resp.body, b"hello", "{path}");
+    }
+    // HEAD keeps the application's headers as they are.
+    conn.send(b"HEAD /one HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.read_response(true).header("content-length"), None);
+    conn.send(b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.read_response(false).body, b"hello");
+    // HTTP/1.0 gets the length too, but still closes.
+    let mut conn = server.connect();
+    conn.send(b"GET /one HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let resp = conn.read_response(false);
+    assert_eq!(resp.header("content-length"), Some("5"));
     assert_eq!(resp.header("connection"), Some("close"));
     assert!(conn.closes());
 }

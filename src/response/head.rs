@@ -102,7 +102,9 @@ where
     if body_allowed && content_length.is_none() {
         let close = match rules.connection_policy {
             ConnectionPolicy::CloseWithoutLength => true,
-            ConnectionPolicy::KeepAliveChunked => facts.version < Version::HTTP_11,
+            ConnectionPolicy::KeepAliveChunked | ConnectionPolicy::ComputeLength => {
+                facts.version < Version::HTTP_11
+            }
         };
         if close {
             prepared.close_connection(facts);

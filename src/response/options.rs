@@ -9,7 +9,10 @@ use http::HeaderValue;
 /// The default is Werkzeug's: such a response ends an HTTP/1 connection,
 /// so every `return [body]` without `Content-Length` costs the client a new
 /// connection. [`KeepAliveChunked`](ConnectionPolicy::KeepAliveChunked), as
-/// gunicorn does, keeps HTTP/1.1 connections open instead.
+/// gunicorn does, keeps HTTP/1.1 connections open instead, and
+/// [`ComputeLength`](ConnectionPolicy::ComputeLength), as waitress does,
+/// also gives a body of one chunk its `Content-Length`: the usual
+/// `return [body]` then costs neither a connection nor chunked framing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectionPolicy {
@@ -20,6 +23,20 @@ pub enum ConnectionPolicy {
     /// gunicorn's rule: on HTTP/1.1 the body is chunked and the connection
     /// stays open. HTTP/1.0 has no chunking, so it still closes there.
     KeepAliveChunked,
+    /// PEP 3333's suggestion, as waitress follows it: a body of one chunk
+    /// (or of none) gets the `Content-Length` of its bytes, and any other
+    /// is chunked as under [`KeepAliveChunked`](ConnectionPolicy::KeepAliveChunked).
+    ///
+    /// One chunk means that nothing came through `write()`, and that the body
+    /// knew its length as it was made ([`AppBody::content_length`]) and
+    /// ended with its first chunk: `"text".into()` in Rust, a `list` or
+    /// `tuple` of one `bytes` object from a hosted Python app. HEAD answers
+    /// keep the application's headers as they are, and an HTTP/1.0
+    /// connection still closes after a response whose length the
+    /// application did not declare.
+    ///
+    /// [`AppBody::content_length`]: crate::AppBody::content_length
+    ComputeLength,
 }
 
 /// What happens to a hop-by-hop header (`Connection`, `Keep-Alive`,

@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use http::{header, Response, Version};
+use http::{header, HeaderValue, Response, Version};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::answers::{internal_error, simple_response};
 use super::body::{ResponseBody, StreamItem};
 use super::head::{self, BodyPlan, Prepared, RequestFacts};
-use super::options::ResponseOptions;
+use super::options::{ConnectionPolicy, ResponseOptions};
 use crate::environ::{BodyFault, Home, Leftovers};
 use crate::error::{self, BoxError, Error, ErrorKind};
 
@@ -641,11 +641,23 @@ impl Responder {
         else {
             return Err(Stop::Closed);
         };
-        let prepared = match head {
+        let mut prepared = match head {
             Head::Set(prepared) => prepared,
             _ => return Err(Stop::App(missing_start(&mut head))),
         };
         let content_length = match prepared.plan {
+            BodyPlan::Stream {
+                content_length: None,
+            } if then == Then::End
+                && self.options.head.connection_policy == ConnectionPolicy::ComputeLength =>
+            {
+                // The whole body is `first`: nothing went out before it.
+                let length = first.as_ref().map_or(0, |first| first.len() as u64);
+                prepared
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                Some(length)
+            }
             BodyPlan::Stream { content_length } => content_length,
             BodyPlan::Suppressed { .. } => None,
         };
@@ -723,6 +735,7 @@ impl Responder {
 }
 
 /// What follows the chunks sent with the head.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Then {
     /// More chunks.
     Stream,
@@ -892,6 +905,60 @@ mod tests {
         let seen = h.seen();
         assert_eq!((&seen.body[..], seen.aborted), (&b"whole"[..], false));
         assert!(!seen.headers.contains_key("content-length"));
+    }
+
+    fn computing_lengths() -> ResponseOptions {
+        let mut options = ResponseOptions::default();
+        options.head.connection_policy = ConnectionPolicy::ComputeLength;
+        options
+    }
+
+    #[test]
+    fn compute_length_measures_a_body_of_one_chunk_and_streams_any_other() {
+        let mut h = harness_with(GET11, computing_lengths());
+        h.start("200 OK", &[]).unwrap();
+        h.responder
+            .send(Bytes::from_static(b"whole"), ChunkFrom::LastOfIterable)
+            .unwrap();
+        h.responder.finish().unwrap();
+        let seen = h.seen();
+        assert_eq!(seen.headers["content-length"], "5");
+        assert_eq!(&seen.body[..], b"whole");
+        assert!(!seen.headers.contains_key("connection"));
+        // No chunk at all.
+        let mut h = harness_with(GET11, computing_lengths());
+        h.start("200 OK", &[]).unwrap();
+        h.responder.finish().unwrap();
+        assert_eq!(h.seen().headers["content-length"], "0");
+        // Chunks not known as the last, and write(): streamed, connection kept.
+        for first in [ChunkFrom::Iterable, ChunkFrom::Write] {
+            let mut h = harness_with(GET11, computing_lengths());
+            h.start("200 OK", &[]).unwrap();
+            on_app_thread(&h.responder, move |r| {
+                r.send(Bytes::from_static(b"a"), first).unwrap();
+                r.send(Bytes::from_static(b"b"), ChunkFrom::LastOfIterable)
+                    .unwrap();
+                r.finish().unwrap();
+            });
+            let seen = h.seen();
+            assert_eq!((&seen.body[..], seen.aborted), (&b"ab"[..], false));
+            assert!(!seen.headers.contains_key("content-length"), "{first:?}");
+            assert!(!seen.headers.contains_key("connection"), "{first:?}");
+        }
+        // HTTP/1.0 has no chunking: the connection still closes.
+        let http10 = RequestFacts {
+            is_head: false,
+            version: Version::HTTP_10,
+        };
+        let mut h = harness_with(http10, computing_lengths());
+        h.start("200 OK", &[]).unwrap();
+        h.responder
+            .send(Bytes::from_static(b"whole"), ChunkFrom::LastOfIterable)
+            .unwrap();
+        h.responder.finish().unwrap();
+        let seen = h.seen();
+        assert_eq!(seen.headers["content-length"], "5");
+        assert_eq!(seen.headers["connection"], "close");
     }
 
     #[test]

@@ -134,8 +134,10 @@ impl Builder {
     /// WSGI shape, `return [body]` without `Content-Length`: the client
     /// reconnects (and with TLS, handshakes) every time.
     /// [`ConnectionPolicy::KeepAliveChunked`] (gunicorn's rule) sends such
-    /// bodies chunked on HTTP/1.1 and keeps the connection; declaring
-    /// `Content-Length` keeps it under either policy.
+    /// bodies chunked on HTTP/1.1 and keeps the connection;
+    /// [`ConnectionPolicy::ComputeLength`] (waitress's) also gives a body of
+    /// one chunk its `Content-Length`. Declaring `Content-Length` keeps the
+    /// connection under any policy.
     ///
     /// Only the outermost edge decides, since the client's connection is
     /// its: behind a [`MiddlewareLayer`](crate::middleware::MiddlewareLayer)

@@ -40,6 +40,10 @@ def application(environ, start_response):
         start_response("200 OK", text)
         return [body.encode("latin-1")]
 
+    if path == "/parts":
+        start_response("200 OK", text)
+        return (b"two ", b"parts")
+
     if path == "/lazy":
         def lazy():
             start_response("201 Created", text + [("X-Lazy", "yes")])
