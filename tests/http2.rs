@@ -866,6 +866,19 @@ fn slowloris_on_http2_is_closed_by_the_idle_timeout_while_others_are_served() {
 }
 
 #[test]
+fn the_header_read_timeout_is_http1s_an_idle_http2_connection_stays() {
+    let (server, calls) = counting_server(|s| s.header_read_timeout(Duration::from_millis(200)));
+    client(async {
+        let (mut h2, _conn) = h2_connect(server.addr).await;
+        assert_eq!(fetch(&mut h2, get("/")).await.status, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let again = try_fetch(&mut h2, get("/")).await;
+        assert_eq!(again.map(|seen| seen.status).ok(), Some(StatusCode::OK));
+    });
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
 fn header_lists_past_the_limit_never_reach_the_app() {
     let (server, calls) = counting_server(|s| s.http2_max_header_list_size(8 * 1024));
     client(async {

@@ -100,6 +100,42 @@ fn header_read_timeout_drops_clients_that_never_finish_their_headers() {
 }
 
 #[test]
+fn header_read_timeout_counts_from_the_end_of_the_previous_response() {
+    support::capture_logs();
+    let app = WsgiService::new(app_fn(|environ, start_response| {
+        if environ.path_info() == "/slow" {
+            std::thread::sleep(Duration::from_millis(600));
+        }
+        start_response.start("200 OK", [("Content-Length", "2")])?;
+        Ok("ok".into())
+    }));
+    let server = support::serve_with(tokio::runtime::Runtime::new().unwrap(), app, |server| {
+        server.header_read_timeout(Duration::from_millis(300))
+    });
+    let mut conn = support::Conn::open(server.addr);
+    // A request in flight longer than the timeout is not waiting for a head.
+    conn.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.read_response(false).body, b"ok");
+    // Quick requests keep the connection; the next one comes in time.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(100));
+        conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(conn.read_response(false).body, b"ok");
+    }
+    // Then nothing, or half a head: closed after the timeout.
+    conn.send(b"GET / HTTP/1.1\r\nHo");
+    let started = std::time::Instant::now();
+    assert!(
+        conn.closes(),
+        "a connection outlived its header read timeout"
+    );
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert!(
+        support::log_line_with(&["closed a connection that sent no request in time"]).is_some()
+    );
+}
+
+#[test]
 fn a_service_that_can_fail_is_served_too() {
     // LoadShed's error is a BoxError, not Infallible: the server takes any
     // error a hyper connection can report.

@@ -3,12 +3,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
+use http::{Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
@@ -162,6 +162,8 @@ pub(super) struct Activity {
     /// When `in_flight` last fell to 0, as time since `opened`.
     idle_since_nanos: AtomicU64,
     opened: Instant,
+    /// A request came as HTTP/2: the header read timeout is HTTP/1's.
+    http2: AtomicBool,
 }
 
 impl Activity {
@@ -170,6 +172,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since_nanos: AtomicU64::new(0),
             opened: Instant::now(),
+            http2: AtomicBool::new(false),
         })
     }
 
@@ -183,17 +186,48 @@ impl Activity {
     }
 }
 
-/// Completes once no request has been in flight for `timeout`. Wakes only
-/// when the timeout could have run out: once per `timeout` on a busy
-/// connection.
-pub(super) async fn idle(activity: Arc<Activity>, timeout: Duration) {
-    let sleep = tokio::time::sleep(timeout);
+/// How long a connection may go without a request in flight.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Timeouts {
+    /// Any connection ([`Server::idle_timeout`]).
+    pub(super) idle: Duration,
+    /// An HTTP/1 connection, waiting for a request's head
+    /// ([`Server::header_read_timeout`]).
+    pub(super) header_read: Duration,
+}
+
+/// Which of the [`Timeouts`] ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Expired {
+    Idle,
+    HeaderRead,
+}
+
+impl Timeouts {
+    fn of(&self, activity: &Activity) -> (Duration, Expired) {
+        if self.header_read < self.idle && !activity.http2.load(Ordering::Relaxed) {
+            (self.header_read, Expired::HeaderRead)
+        } else {
+            (self.idle, Expired::Idle)
+        }
+    }
+}
+
+/// Completes once no request has been in flight for the connection's
+/// timeout. Between requests an HTTP/1 connection waits for the next
+/// request's head, so that time is also the header read timeout's: kept
+/// here rather than by hyper, whose timer costs each request a timer
+/// registration and an allocation. Wakes only when the timeout could have
+/// run out: once per timeout on a busy connection.
+pub(super) async fn idle(activity: Arc<Activity>, timeouts: Timeouts) -> Expired {
+    let sleep = tokio::time::sleep(timeouts.of(&activity).0);
     tokio::pin!(sleep);
     loop {
         sleep.as_mut().await;
+        let (timeout, expired) = timeouts.of(&activity);
         let now = Instant::now();
         let due = match activity.idle_since() {
-            Some(since) if now.saturating_duration_since(since) >= timeout => return,
+            Some(since) if now.saturating_duration_since(since) >= timeout => return expired,
             Some(since) => since + timeout,
             None => now + timeout,
         };
@@ -249,6 +283,9 @@ where
     }
 
     fn call(&mut self, req: Request<R>) -> Self::Future {
+        if req.version() == Version::HTTP_2 {
+            self.activity.http2.store(true, Ordering::Relaxed);
+        }
         let in_flight = InFlight::new(&self.activity);
         TrackedFuture {
             inner: self.inner.call(req),

@@ -145,7 +145,11 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// How long a client may take to send a request's headers (default 30 s).
+    /// How long an HTTP/1 client may take to send a request's head (default
+    /// 30 s), counted from the connection's opening or the end of its
+    /// previous response: a connection that sends none in time is closed.
+    /// Only while it is shorter than [`idle_timeout`](Server::idle_timeout)
+    /// does it decide anything; HTTP/2 connections go by the idle timeout.
     #[must_use]
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
@@ -199,13 +203,17 @@ impl Server {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout)
+            // The connection's activity watcher keeps the header read
+            // timeout (see `serve_connection`).
+            .header_read_timeout(None)
             .keep_alive(true);
         builder.http2().timer(TokioTimer::new());
         self.limits.apply(&mut builder);
         let mut gate = limits::Gate::new(&self.limits);
-        let idle_timeout = self.limits.idle_timeout;
+        let timeouts = limits::Timeouts {
+            idle: self.limits.idle_timeout,
+            header_read: self.header_read_timeout,
+        };
         let graceful = GracefulShutdown::new();
         // Dropped at shutdown: handshakes still under way are abandoned.
         #[cfg(feature = "tls")]
@@ -254,8 +262,7 @@ impl Server {
                                 https: true,
                                 ..service
                             };
-                            serve_connection(&builder, stream, service, watcher, idle_timeout)
-                                .await;
+                            serve_connection(&builder, stream, service, watcher, timeouts).await;
                         }
                         Err(error) => {
                             tracing::info!(%remote, %error, "TLS handshake failed");
@@ -266,7 +273,7 @@ impl Server {
             }
             tokio::spawn(async move {
                 let _permit = permit;
-                serve_connection(&builder, stream, service, watcher, idle_timeout).await;
+                serve_connection(&builder, stream, service, watcher, timeouts).await;
             });
         }
         drop(self.listener);
@@ -300,7 +307,7 @@ async fn serve_connection<I, S, B>(
     stream: I,
     service: AddAddrs<S>,
     watcher: Watcher,
-    idle_timeout: Duration,
+    timeouts: limits::Timeouts,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
@@ -318,8 +325,17 @@ async fn serve_connection<I, S, B>(
         ended = watcher.watch(conn.into_owned()) => if let Err(error) = ended {
             log_connection_error(remote, &*error);
         },
-        () = limits::idle(activity, idle_timeout) => {
-            tracing::debug!(%remote, ?idle_timeout, "closed a connection idle for the idle timeout");
+        expired = limits::idle(activity, timeouts) => match expired {
+            limits::Expired::Idle => tracing::debug!(
+                %remote,
+                idle_timeout = ?timeouts.idle,
+                "closed a connection idle for the idle timeout"
+            ),
+            limits::Expired::HeaderRead => tracing::info!(
+                %remote,
+                header_read_timeout = ?timeouts.header_read,
+                "closed a connection that sent no request in time"
+            ),
         }
     }
 }
@@ -330,9 +346,6 @@ fn log_connection_error(remote: SocketAddr, error: &(dyn std::error::Error + 'st
     match error.downcast_ref::<hyper::Error>() {
         Some(e) if e.is_parse() || e.is_parse_too_large() => {
             tracing::warn!(%remote, error = %crate::error::chain(e), cause = parse_cause(e), "rejected a malformed request");
-        }
-        Some(e) if e.is_timeout() => {
-            tracing::info!(%remote, "closed a connection that sent no request in time");
         }
         _ => {
             tracing::debug!(%remote, error = %crate::error::chain(error), "connection ended with an error")
