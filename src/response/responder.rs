@@ -913,15 +913,20 @@ mod tests {
         options
     }
 
-    #[test]
-    fn compute_length_measures_a_body_of_one_chunk_and_streams_any_other() {
-        let mut h = harness_with(GET11, computing_lengths());
+    /// A body of one chunk, `whole`, under `ComputeLength`.
+    fn one_chunk(facts: RequestFacts) -> Seen {
+        let mut h = harness_with(facts, computing_lengths());
         h.start("200 OK", &[]).unwrap();
         h.responder
             .send(Bytes::from_static(b"whole"), ChunkFrom::LastOfIterable)
             .unwrap();
         h.responder.finish().unwrap();
-        let seen = h.seen();
+        h.seen()
+    }
+
+    #[test]
+    fn compute_length_measures_a_body_of_one_chunk_and_streams_any_other() {
+        let seen = one_chunk(GET11);
         assert_eq!(seen.headers["content-length"], "5");
         assert_eq!(&seen.body[..], b"whole");
         assert!(!seen.headers.contains_key("connection"));
@@ -950,13 +955,7 @@ mod tests {
             is_head: false,
             version: Version::HTTP_10,
         };
-        let mut h = harness_with(http10, computing_lengths());
-        h.start("200 OK", &[]).unwrap();
-        h.responder
-            .send(Bytes::from_static(b"whole"), ChunkFrom::LastOfIterable)
-            .unwrap();
-        h.responder.finish().unwrap();
-        let seen = h.seen();
+        let seen = one_chunk(http10);
         assert_eq!(seen.headers["content-length"], "5");
         assert_eq!(seen.headers["connection"], "close");
     }
