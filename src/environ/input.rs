@@ -246,6 +246,7 @@ impl Input {
     /// The length of what a read of up to `n` bytes (`None`: to the end)
     /// returns, when the bytes already buffered answer it whole: an
     /// application thread then need not let go of anything to wait.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
     pub(crate) fn ready_len(&self, n: Option<usize>) -> Option<usize> {
         match n {
             Some(n) if n <= self.buffered.len() => Some(n),
@@ -255,6 +256,7 @@ impl Input {
     }
 
     /// The same for a line of at most `size` bytes (`None`: any length).
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
     pub(crate) fn ready_line_len(&self, size: Option<usize>) -> Option<usize> {
         let window = &self.buffered
             [..size.map_or(self.buffered.len(), |size| size.min(self.buffered.len()))];
@@ -267,6 +269,7 @@ impl Input {
     }
 
     /// The bytes read from the body and not yet consumed.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
     pub(crate) fn buffered(&self) -> &[u8] {
         &self.buffered
     }
@@ -274,6 +277,7 @@ impl Input {
     /// Whether nothing of the body is left beyond what is buffered: a body
     /// of known length says so once all of it was read, with no poll for
     /// its end.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
     fn ends_with_buffered(&self) -> bool {
         self.source.as_ref().is_none_or(BodySource::is_end_stream)
     }
