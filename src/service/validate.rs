@@ -1,7 +1,7 @@
 //! The request MUSTs of RFC 9112 that hyper leaves to the service (RULES.md 17):
 //! checked before the application runs, each refusal with its cause.
 
-use http::{header, request, HeaderMap, Method, StatusCode, Version};
+use http::{header, request, HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 /// Why a request is refused before the application runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,8 @@ pub(crate) fn check(
     lenient: bool,
 ) -> Result<(), Refusal> {
     let http1 = parts.version < Version::HTTP_2;
-    if http1 {
+    let fields = Fields::of(&parts.headers);
+    if http1 && fields.transfer_encoding {
         transfer_encoding(&parts.headers)?;
     }
     if lenient {
@@ -47,12 +48,39 @@ pub(crate) fn check(
         }
     }
     if http1 {
-        host(parts, on_connection)?;
+        host(&fields, parts.version, on_connection)?;
     }
-    if parts.headers.get_all(header::CONTENT_TYPE).iter().count() > 1 {
+    if fields.content_types > 1 {
         return Err(Refusal::bad("more than one Content-Type field"));
     }
     Ok(())
+}
+
+/// The fields the checks look at, found in one pass over the headers: a
+/// request carries a handful, and one pass costs less than a lookup each.
+#[derive(Default)]
+struct Fields<'a> {
+    transfer_encoding: bool,
+    hosts: usize,
+    first_host: Option<&'a HeaderValue>,
+    content_types: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut fields = Self::default();
+        for (name, value) in headers {
+            if name == header::HOST {
+                fields.hosts += 1;
+                fields.first_host.get_or_insert(value);
+            } else if name == header::TRANSFER_ENCODING {
+                fields.transfer_encoding = true;
+            } else if name == header::CONTENT_TYPE {
+                fields.content_types += 1;
+            }
+        }
+        fields
+    }
 }
 
 /// RFC 9112 6.1 and 7: `chunked` exactly once and last; no other coding.
@@ -102,16 +130,15 @@ fn target_form(method: &Method, uri: &http::Uri) -> Result<(), Refusal> {
 }
 
 /// RFC 9112 3.2: exactly one `Host` on HTTP/1.1, and a valid one.
-fn host(parts: &request::Parts, on_connection: bool) -> Result<(), Refusal> {
-    let mut hosts = parts.headers.get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (None, _) if on_connection && parts.version == Version::HTTP_11 => {
+fn host(fields: &Fields<'_>, version: Version, on_connection: bool) -> Result<(), Refusal> {
+    match (fields.first_host, fields.hosts) {
+        (None, _) if on_connection && version == Version::HTTP_11 => {
             Err(Refusal::bad("HTTP/1.1 request without a Host field"))
         }
         (None, _) => Ok(()),
-        (Some(_), Some(_)) => Err(Refusal::bad("more than one Host field")),
-        (Some(value), None) if is_host(value.as_bytes()) => Ok(()),
-        (Some(_), None) => Err(Refusal::bad("Host is not uri-host [ \":\" port ]")),
+        (Some(_), 2..) => Err(Refusal::bad("more than one Host field")),
+        (Some(value), _) if is_host(value.as_bytes()) => Ok(()),
+        (Some(_), _) => Err(Refusal::bad("Host is not uri-host [ \":\" port ]")),
     }
 }
 
