@@ -322,10 +322,11 @@ async fn serve_connection<I, S, B>(
     let service = TowerToHyperService::new(limits::Track::new(service, activity.clone()));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::select! {
+        biased;
         ended = watcher.watch(conn.into_owned()) => if let Err(error) = ended {
             log_connection_error(remote, &*error);
         },
-        expired = limits::idle(activity, timeouts) => match expired {
+        expired = limits::PolledWhenWoken::new(limits::idle(activity, timeouts)) => match expired {
             limits::Expired::Idle => tracing::debug!(
                 %remote,
                 idle_timeout = ?timeouts.idle,
