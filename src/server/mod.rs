@@ -25,7 +25,6 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -36,7 +35,9 @@ use crate::environ::{Https, LocalAddr, RemoteAddr};
 use crate::error::BoxError;
 use crate::service::WsgiService;
 
+mod graceful;
 mod limits;
+mod woken;
 
 /// Serves `app` on `addr` until Ctrl-C or SIGTERM, with the default options.
 ///
@@ -214,7 +215,7 @@ impl Server {
             idle: self.limits.idle_timeout,
             header_read: self.header_read_timeout,
         };
-        let graceful = GracefulShutdown::new();
+        let graceful_shutdown = graceful::Shutdown::new();
         // Dropped at shutdown: handshakes still under way are abandoned.
         #[cfg(feature = "tls")]
         let (stop_handshakes, _) = tokio::sync::watch::channel(());
@@ -246,7 +247,7 @@ impl Server {
                 https: false,
             };
             let builder = builder.clone();
-            let watcher = graceful.watcher();
+            let watcher = graceful_shutdown.watcher();
             #[cfg(feature = "tls")]
             if let Some(tls) = self.tls.clone() {
                 let mut stop = stop_handshakes.subscribe();
@@ -281,7 +282,7 @@ impl Server {
         drop(stop_handshakes);
         tracing::info!("shutting down: waiting for in-flight requests");
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = graceful_shutdown.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(self.grace_period) => tracing::warn!("grace period over; connections dropped"),
         }
         Ok(())
@@ -306,7 +307,7 @@ async fn serve_connection<I, S, B>(
     builder: &auto::Builder<TokioExecutor>,
     stream: I,
     service: AddAddrs<S>,
-    watcher: Watcher,
+    watcher: graceful::Watcher,
     timeouts: limits::Timeouts,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -326,7 +327,7 @@ async fn serve_connection<I, S, B>(
         ended = watcher.watch(conn.into_owned()) => if let Err(error) = ended {
             log_connection_error(remote, &*error);
         },
-        expired = limits::PolledWhenWoken::new(limits::idle(activity, timeouts)) => match expired {
+        expired = woken::PolledWhenWoken::new(limits::idle(activity, timeouts)) => match expired {
             limits::Expired::Idle => tracing::debug!(
                 %remote,
                 idle_timeout = ?timeouts.idle,
