@@ -527,6 +527,17 @@ impl BufRead for Input {
 
     fn consume(&mut self, amt: usize) {
         self.buffered.advance(amt.min(self.buffered.len()));
+        let recycled = self
+            .source
+            .as_ref()
+            .is_some_and(|source| matches!(source.frames, Frames::Pumped { .. }));
+        if self.buffered.is_empty() && !recycled {
+            // A frame read to its end is let go at once: it may share
+            // hyper's read buffer, which a long response (a stream, a big
+            // file) would otherwise keep alive, and whose last reference
+            // then goes with the request's head, on the async worker.
+            self.buffered = Bytes::new();
+        }
     }
 }
 
@@ -794,6 +805,25 @@ mod tests {
         input.consume(3);
         assert_eq!(input.ready_len(Some(1)), Some(0), "the end, without a poll");
         assert_eq!(Input::from_bytes("x").ready_len(None), Some(1));
+    }
+
+    #[test]
+    fn a_frame_read_to_its_end_is_let_go_at_once() {
+        // Its memory may be hyper's read buffer, not to be kept for as long
+        // as the request's environ lives.
+        let frame = Bytes::from(vec![7; 100]);
+        let mut input = Input::new(Full::new(frame.clone()));
+        assert_eq!(input.read_n(60).unwrap().len(), 60);
+        let frame = frame.try_into_mut().expect_err("a part is still unread");
+        assert_eq!(input.read_all().unwrap().len(), 40);
+        assert!(
+            frame.try_into_mut().is_ok(),
+            "the input still holds the frame"
+        );
+        let kept = Bytes::from(vec![7; 10]);
+        let mut input = Input::from_bytes(kept.clone());
+        assert_eq!(input.readline().unwrap().len(), 10);
+        assert!(kept.try_into_mut().is_ok());
     }
 
     #[test]
