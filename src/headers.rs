@@ -30,7 +30,7 @@ pub(crate) fn parse_content_length(value: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
-    // By hand: `str::parse` costs ten times as much, on every request with a body.
+    // By hand: `str::parse` costs several times as much, on every request with a body.
     digits.iter().try_fold(0u64, |length, &byte| {
         let digit = byte.checked_sub(b'0').filter(|digit| *digit <= 9)?;
         length.checked_mul(10)?.checked_add(u64::from(digit))
