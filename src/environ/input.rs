@@ -527,11 +527,8 @@ impl BufRead for Input {
 
     fn consume(&mut self, amt: usize) {
         self.buffered.advance(amt.min(self.buffered.len()));
-        let recycled = self
-            .source
-            .as_ref()
-            .is_some_and(|source| matches!(source.frames, Frames::Pumped { .. }));
-        if self.buffered.is_empty() && !recycled {
+        let recycled = |source: &BodySource| matches!(source.frames, Frames::Pumped { .. });
+        if self.buffered.is_empty() && !self.source.as_ref().is_some_and(recycled) {
             // A frame read to its end is let go at once: it may share
             // hyper's read buffer, which a long response (a stream, a big
             // file) would otherwise keep alive, and whose last reference
