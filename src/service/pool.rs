@@ -5,8 +5,10 @@
 //! the queue, and a new thread starts only when no queued job has started
 //! for [`GROW_AFTER`] and the threads at work are blocked, or for
 //! [`GROW_WHILE_RUNNING`] if one of them is running (or ready to, waiting
-//! for a core) or an idle thread is there to take the job once it gets a
-//! core: applications that compute are served by a few hot threads
+//! for a core) or a woken idle thread is there to take the job once it gets
+//! a core, and never while an idle thread spins for work (it takes the job
+//! once it gets a core, as a new thread would): applications that compute
+//! are served by a few hot threads
 //! (each extra one costs context switches, and a busy machine makes every
 //! queue wait, so waiting alone is no sign of blocking; a hosted Python app
 //! would only add threads waiting for the GIL), while applications that
@@ -55,6 +57,13 @@ const MONITOR_LINGER: Duration = Duration::from_millis(100);
 /// does not hold up every short request behind it.
 const GROW_WHILE_RUNNING: Duration = Duration::from_millis(10);
 
+/// How much later than its timer the monitor may wake before the delay
+/// stops counting as part of a stall: a monitor that waited that long for
+/// a core was off it with the threads at work (a virtual CPU the host
+/// took back, or a core busy with other work), and nothing says they were
+/// blocked meanwhile.
+const LATE_LOOK: Duration = Duration::from_millis(1);
+
 pub(crate) struct Pool {
     shared: Arc<Shared>,
 }
@@ -76,10 +85,14 @@ struct Shared {
     /// Only ever called on the pool's own threads, which catch every job's
     /// panic themselves: it takes nothing from the pool's unwind safety.
     thread_body: Option<AssertUnwindSafe<ThreadBody>>,
-    /// How long a spinning thread waits before it first looks at the queue,
-    /// as one that does not get a core would.
+    /// How long an idle thread waits before it first looks at the queue, and
+    /// after each wake-up, as one that does not get a core would.
     #[cfg(test)]
-    starved_spin: Duration,
+    starved_idle: Duration,
+    /// How much longer than its timer the monitor sleeps at each look, as
+    /// one that does not get a core would.
+    #[cfg(test)]
+    monitor_lag: Duration,
 }
 
 struct State {
@@ -89,6 +102,9 @@ struct State {
     idle: usize,
     /// Idle threads asleep on `work`: only they need a notification.
     sleeping: usize,
+    /// Sleeping threads notified that have not woken yet: each takes a
+    /// queued job once it gets a core.
+    waking: usize,
     /// The thread that wakes or adds workers when the queue stalls.
     monitor: Monitor,
     /// The monitor sleeps longer than [`GROW_AFTER`]: too long for a job
@@ -106,6 +122,11 @@ impl State {
     /// queued job without a wake-up, once it has a core.
     fn spinning(&self) -> usize {
         self.idle - self.sleeping
+    }
+
+    /// Sleeping threads not yet notified.
+    fn wakeable(&self) -> usize {
+        self.sleeping - self.waking
     }
 }
 
@@ -150,6 +171,7 @@ impl Pool {
                     threads: 0,
                     idle: 0,
                     sleeping: 0,
+                    waking: 0,
                     monitor: Monitor::Stopped,
                     monitor_lazy: false,
                     last_start: Instant::now(),
@@ -165,19 +187,36 @@ impl Pool {
                 eager_threads: cores.min(max_threads),
                 thread_body: thread_body.map(AssertUnwindSafe),
                 #[cfg(test)]
-                starved_spin: Duration::ZERO,
+                starved_idle: Duration::ZERO,
+                #[cfg(test)]
+                monitor_lag: Duration::ZERO,
             }),
         }
     }
 
-    /// A pool whose spinning threads first wait `starved_spin`, as if the
-    /// machine's cores were busy with other work.
+    /// A pool whose idle threads wait `starved_idle` before they spin and
+    /// once woken, as if the machine's cores were busy with other work.
     #[cfg(test)]
-    fn with_starved_spinners(max_threads: usize, max_queue: usize, starved_spin: Duration) -> Self {
+    fn with_starved_idle_threads(
+        max_threads: usize,
+        max_queue: usize,
+        starved_idle: Duration,
+    ) -> Self {
         let mut pool = Self::new(max_threads, max_queue);
         Arc::get_mut(&mut pool.shared)
             .expect("a new pool is not shared yet")
-            .starved_spin = starved_spin;
+            .starved_idle = starved_idle;
+        pool
+    }
+
+    /// A pool whose monitor wakes `monitor_lag` late at each look, as if the
+    /// machine's cores were busy with other work.
+    #[cfg(test)]
+    fn with_late_monitor(max_threads: usize, max_queue: usize, monitor_lag: Duration) -> Self {
+        let mut pool = Self::new(max_threads, max_queue);
+        Arc::get_mut(&mut pool.shared)
+            .expect("a new pool is not shared yet")
+            .monitor_lag = monitor_lag;
         pool
     }
 
@@ -192,12 +231,11 @@ impl Pool {
             return Ok(());
         }
         let working = st.threads - st.idle;
-        if working + spinning < shared.eager_threads {
+        if working + spinning + st.waking < shared.eager_threads {
             // Keep a thread per core at work.
-            if st.sleeping > 0 {
+            if st.wakeable() > 0 {
                 shared.enqueue(&mut st, job);
-                drop(st);
-                shared.work.notify_one();
+                shared.wake_sleeper(st);
                 return Ok(());
             }
             if st.threads < shared.max_threads {
@@ -228,7 +266,7 @@ impl Pool {
         if st.monitor == Monitor::Watching {
             // Only for the first job after the queue emptied: later ones
             // find the monitor already looking at the queue's stall.
-            if st.monitor_lazy && st.sleeping > 0 && st.queue.len() == 1 {
+            if st.monitor_lazy && st.wakeable() > 0 && st.queue.len() == 1 {
                 st.monitor_lazy = false;
                 drop(st);
                 shared.stalled.notify_one();
@@ -279,6 +317,13 @@ impl Shared {
     fn enqueue(&self, st: &mut State, job: Job) {
         st.queue.push_back((Instant::now(), job));
         self.queued.store(st.queue.len(), Ordering::Release);
+    }
+
+    /// Wakes a sleeping thread that no one has notified yet.
+    fn wake_sleeper(&self, mut st: MutexGuard<'_, State>) {
+        st.waking += 1;
+        drop(st);
+        self.work.notify_one();
     }
 
     fn dequeue(&self, st: &mut State) -> Option<Job> {
@@ -353,7 +398,18 @@ fn worker(shared: &Shared, first: Option<Job>) {
             .wait_timeout(st, shared.idle_timeout)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         st = next;
+        #[cfg(test)]
+        if !timeout.timed_out() {
+            drop(st);
+            thread::sleep(shared.starved_idle);
+            st = shared.lock();
+        }
         st.sleeping -= 1;
+        st.waking = if timeout.timed_out() {
+            st.waking.min(st.sleeping)
+        } else {
+            st.waking.saturating_sub(1)
+        };
         st.idle -= 1;
         if timeout.timed_out() && st.queue.is_empty() {
             break;
@@ -373,7 +429,7 @@ fn worker(shared: &Shared, first: Option<Job>) {
 /// stays ready for the next job rather than asleep.
 fn spin_for_work(shared: &Shared) -> bool {
     #[cfg(test)]
-    thread::sleep(shared.starved_spin);
+    thread::sleep(shared.starved_idle);
     let started = Instant::now();
     let mut turns = 0;
     loop {
@@ -396,18 +452,34 @@ fn spin_for_work(shared: &Shared) -> bool {
 /// next, up to [`MAX_CHECK_INTERVAL`] (each look wakes a thread, which on a
 /// busy core preempts the one that serves the connections); adding a thread
 /// brings it back to [`GROW_AFTER`], and so does the first job queued
-/// while an idle thread sleeps ([`Pool::watch`]). Sleeps until a job is
-/// queued once the queue has been empty for [`MONITOR_LINGER`], and ends
-/// when it stays empty for [`IDLE_TIMEOUT`].
+/// while an idle thread sleeps ([`Pool::watch`]). A stall is timed without
+/// the monitor's own waits for a core past [`LATE_LOOK`]. Sleeps until a
+/// job is queued once the queue has been empty for [`MONITOR_LINGER`], and
+/// ends when it stays empty for [`IDLE_TIMEOUT`].
 fn monitor(shared: &Arc<Shared>) {
     let mut st = shared.lock();
     let mut interval = GROW_AFTER;
     let mut empty_since = None;
+    // Since when the queue's front job has waited with none starting, and
+    // how much of that the monitor itself spent waking late.
+    let mut stall_since = None;
+    let mut stall_not_counted = Duration::ZERO;
+    let mut woke_late = Duration::ZERO;
     while !st.shutdown {
-        let stalled_for = st
+        let since = st
             .queue
             .front()
-            .map(|(queued_at, _)| queued_at.max(&st.last_start).elapsed());
+            .map(|(queued_at, _)| *queued_at.max(&st.last_start));
+        let stalled_for = since.map(|since| {
+            let stalled = since.elapsed();
+            stall_not_counted = if stall_since == Some(since) {
+                stall_not_counted + woke_late
+            } else {
+                woke_late.min(stalled)
+            };
+            stalled.saturating_sub(stall_not_counted)
+        });
+        stall_since = since;
         let idle = if stalled_for.is_some() {
             empty_since = None;
             false
@@ -417,7 +489,7 @@ fn monitor(shared: &Arc<Shared>) {
         // Looking less often, unless this look finds something to do. An
         // idle thread could take a queued job as soon as the monitor sees
         // the threads at work blocked: no looking less often then.
-        interval = if stalled_for.is_none() || st.sleeping == 0 {
+        interval = if stalled_for.is_none() || st.wakeable() == 0 {
             (interval * 2).min(MAX_CHECK_INTERVAL)
         } else {
             GROW_AFTER
@@ -431,12 +503,16 @@ fn monitor(shared: &Arc<Shared>) {
             None => interval,
             Some(stalled) if stalled < GROW_AFTER => interval - stalled,
             // Every thread at work and none to add: nothing to look at.
-            Some(_) if st.sleeping == 0 && st.threads >= shared.max_threads => interval,
+            Some(_) if st.wakeable() == 0 && st.threads >= shared.max_threads => interval,
+            // A spinning thread takes a job once it gets a core, however
+            // long that takes: the stall is a busy core, and a thread more
+            // would wait for the same core.
+            Some(_) if st.spinning() > 0 => interval,
             Some(stalled)
                 if stalled < GROW_WHILE_RUNNING
-                    // A spinning thread takes the job once it gets a core:
-                    // the stall is a busy core, not a blocked thread.
-                    && (st.spinning() > 0 || {
+                    // So does a woken sleeper (for a time slice at most:
+                    // a wake-up can go astray), or a thread that computes.
+                    && (st.waking > 0 || {
                         let busy = st.busy.clone();
                         drop(st);
                         let running = busy.into_iter().any(is_running);
@@ -454,9 +530,8 @@ fn monitor(shared: &Arc<Shared>) {
                 // for a core, not one blocked, and extra threads cost.
                 interval = GROW_AFTER;
                 st.last_start = Instant::now();
-                if st.sleeping > 0 {
-                    drop(st);
-                    shared.work.notify_one();
+                if st.wakeable() > 0 {
+                    shared.wake_sleeper(st);
                     st = shared.lock();
                 } else if st.threads < shared.max_threads {
                     st.threads += 1;
@@ -468,11 +543,24 @@ fn monitor(shared: &Arc<Shared>) {
             }
         };
         st.monitor_lazy = wait > GROW_AFTER;
+        let waiting_since = Instant::now();
         let (next, timeout) = shared
             .stalled
             .wait_timeout(st, wait)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         st = next;
+        #[cfg(test)]
+        if timeout.timed_out() && !shared.monitor_lag.is_zero() {
+            drop(st);
+            thread::sleep(shared.monitor_lag);
+            st = shared.lock();
+        }
+        let late = waiting_since.elapsed().saturating_sub(wait);
+        woke_late = if timeout.timed_out() && late > LATE_LOOK {
+            late
+        } else {
+            Duration::ZERO
+        };
         st.monitor_lazy = false;
         if idle && timeout.timed_out() && st.queue.is_empty() {
             break;
@@ -700,12 +788,54 @@ mod tests {
     }
 
     #[test]
-    fn jobs_queued_for_spinning_threads_without_a_core_get_no_thread_before_a_time_slice() {
-        // Idle threads spinning for work, but slow to get a core: the jobs
-        // queued behind them are not blocked, so a new thread waits as it
-        // would for threads that compute (a new one would only take turns).
+    fn a_monitor_that_wakes_late_does_not_count_its_lateness_as_a_stall() {
+        // Threads that compute, and a monitor that gets its core 8 ms after
+        // each of its timers (as when the host takes the virtual CPU back,
+        // all of the process's threads with it): the lost time is no sign
+        // that the threads at work made no progress, so the queued job gets
+        // a thread only once the stall, without that time, reaches a time
+        // slice (counted with it, that would be at the second late look).
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
-        let pool = Pool::with_starved_spinners(cores + 2, 64, Duration::from_millis(300));
+        let lag = Duration::from_millis(8);
+        let pool = Pool::with_late_monitor(cores + 1, 64, lag);
+        let compute_for = Duration::from_millis(600);
+        let (started_tx, started_rx) = mpsc::channel();
+        for _ in 0..cores {
+            let started_tx = started_tx.clone();
+            pool.submit(Box::new(move || {
+                started_tx.send(()).unwrap();
+                let begun = Instant::now();
+                while begun.elapsed() < compute_for {
+                    std::hint::spin_loop();
+                }
+            }))
+            .unwrap();
+        }
+        for _ in 0..cores {
+            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        let queued_at = Instant::now();
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
+            .unwrap();
+        let waited = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // Each look counts at most its timer's wait (up to the longest) of
+        // the stall, so reaching a time slice takes three late looks.
+        assert!(
+            waited >= GROW_WHILE_RUNNING + lag * 2,
+            "a thread was added after {waited:?}, with the monitor's lateness counted"
+        );
+        assert!(waited < compute_for, "it waited for a computation to end");
+    }
+
+    #[test]
+    fn jobs_queued_for_spinning_threads_without_a_core_get_no_thread_while_they_spin() {
+        // Idle threads spinning for work, but slow to get a core: the jobs
+        // queued behind them are not blocked, and a new thread would wait
+        // for a core as they do, so none is added, however long that takes.
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let starved_idle = Duration::from_millis(300);
+        let pool = Pool::with_starved_idle_threads(cores + 2, 64, starved_idle);
         run_jobs_that_wait_for_each_other(&pool, cores);
         while pool.shared.lock().idle < cores {
             thread::yield_now();
@@ -719,8 +849,39 @@ mod tests {
         }
         let first_start = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(
-            first_start >= GROW_WHILE_RUNNING / 2,
+            first_start >= starved_idle / 2,
             "a thread was added after {first_start:?} while idle threads spun"
+        );
+    }
+
+    #[test]
+    fn a_job_queued_behind_woken_threads_without_a_core_waits_a_time_slice_at_most() {
+        // Sleeping threads woken for jobs, but slow to get a core: a job
+        // queued behind them waits for them as it would for threads that
+        // compute (no thread of its own at once, nor another one woken),
+        // then gets a thread rather than waiting for them however long.
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let starved_idle = Duration::from_millis(300);
+        let pool = Pool::with_starved_idle_threads(cores + 2, 64, starved_idle);
+        run_jobs_that_wait_for_each_other(&pool, cores);
+        while pool.shared.lock().sleeping < cores {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let queued_at = Instant::now();
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..=cores {
+            let tx = tx.clone();
+            pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
+                .unwrap();
+        }
+        let first_start = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            first_start >= GROW_WHILE_RUNNING / 2,
+            "a thread was added after {first_start:?} while woken ones waited for a core"
+        );
+        assert!(
+            first_start < starved_idle / 2,
+            "the job waited {first_start:?}, for the woken threads to get a core"
         );
     }
 
