@@ -760,26 +760,7 @@ mod tests {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         let pool = Pool::new(cores + 1, 64);
         let compute_for = Duration::from_millis(400);
-        let (started_tx, started_rx) = mpsc::channel();
-        for _ in 0..cores {
-            let started_tx = started_tx.clone();
-            pool.submit(Box::new(move || {
-                started_tx.send(()).unwrap();
-                let begun = Instant::now();
-                while begun.elapsed() < compute_for {
-                    std::hint::spin_loop();
-                }
-            }))
-            .unwrap();
-        }
-        for _ in 0..cores {
-            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        }
-        let queued_at = Instant::now();
-        let (tx, rx) = mpsc::channel();
-        pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
-            .unwrap();
-        let waited = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let waited = wait_behind_computations(&pool, cores, compute_for);
         assert!(
             waited >= GROW_WHILE_RUNNING / 2,
             "a thread was added after {waited:?} while the others computed"
@@ -799,26 +780,7 @@ mod tests {
         let lag = Duration::from_millis(8);
         let pool = Pool::with_late_monitor(cores + 1, 64, lag);
         let compute_for = Duration::from_millis(600);
-        let (started_tx, started_rx) = mpsc::channel();
-        for _ in 0..cores {
-            let started_tx = started_tx.clone();
-            pool.submit(Box::new(move || {
-                started_tx.send(()).unwrap();
-                let begun = Instant::now();
-                while begun.elapsed() < compute_for {
-                    std::hint::spin_loop();
-                }
-            }))
-            .unwrap();
-        }
-        for _ in 0..cores {
-            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        }
-        let queued_at = Instant::now();
-        let (tx, rx) = mpsc::channel();
-        pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
-            .unwrap();
-        let waited = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let waited = wait_behind_computations(&pool, cores, compute_for);
         // Each look counts at most its timer's wait (up to the longest) of
         // the stall, so reaching a time slice takes three late looks.
         assert!(
@@ -840,14 +802,7 @@ mod tests {
         while pool.shared.lock().idle < cores {
             thread::yield_now();
         }
-        let queued_at = Instant::now();
-        let (tx, rx) = mpsc::channel();
-        for _ in 0..=cores {
-            let tx = tx.clone();
-            pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
-                .unwrap();
-        }
-        let first_start = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let first_start = first_start_of(&pool, cores + 1);
         assert!(
             first_start >= starved_idle / 2,
             "a thread was added after {first_start:?} while idle threads spun"
@@ -867,14 +822,7 @@ mod tests {
         while pool.shared.lock().sleeping < cores {
             thread::sleep(Duration::from_millis(10));
         }
-        let queued_at = Instant::now();
-        let (tx, rx) = mpsc::channel();
-        for _ in 0..=cores {
-            let tx = tx.clone();
-            pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
-                .unwrap();
-        }
-        let first_start = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let first_start = first_start_of(&pool, cores + 1);
         assert!(
             first_start >= GROW_WHILE_RUNNING / 2,
             "a thread was added after {first_start:?} while woken ones waited for a core"
@@ -1003,6 +951,39 @@ mod tests {
 
     /// Submits `jobs` jobs that each wait until all of them have started,
     /// and waits for them: they finish only on as many threads.
+    /// Starts `threads` jobs that compute for `compute_for`, then queues one
+    /// more: how long it waited to start.
+    fn wait_behind_computations(pool: &Pool, threads: usize, compute_for: Duration) -> Duration {
+        let (started_tx, started_rx) = mpsc::channel();
+        for _ in 0..threads {
+            let started_tx = started_tx.clone();
+            pool.submit(Box::new(move || {
+                started_tx.send(()).unwrap();
+                let begun = Instant::now();
+                while begun.elapsed() < compute_for {
+                    std::hint::spin_loop();
+                }
+            }))
+            .unwrap();
+        }
+        for _ in 0..threads {
+            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        first_start_of(pool, 1)
+    }
+
+    /// Queues `jobs` jobs at once: how long the first to start waited.
+    fn first_start_of(pool: &Pool, jobs: usize) -> Duration {
+        let queued_at = Instant::now();
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            pool.submit(Box::new(move || tx.send(queued_at.elapsed()).unwrap()))
+                .unwrap();
+        }
+        rx.recv_timeout(Duration::from_secs(5)).unwrap()
+    }
+
     fn run_jobs_that_wait_for_each_other(pool: &Pool, jobs: usize) {
         let arrived = Arc::new((Mutex::new(0), Condvar::new()));
         let (tx, rx) = mpsc::channel();
