@@ -126,7 +126,9 @@ impl State {
 
     /// Sleeping threads not yet notified.
     fn wakeable(&self) -> usize {
-        self.sleeping - self.waking
+        // `waking` never exceeds `sleeping`; a miscount must still not
+        // panic on the request path.
+        self.sleeping.saturating_sub(self.waking)
     }
 }
 
