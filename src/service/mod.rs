@@ -14,7 +14,6 @@ use tower_service::Service;
 use crate::app::App;
 use crate::environ::{self, BodyFault, EnvironError, EnvironOptions, Input};
 use crate::error::BoxError;
-use crate::headers;
 use crate::response::{
     simple_response, Failure, RequestFacts, RequestTrace, Responder, ResponseBody, ResponseFuture,
     ResponseOptions,
@@ -183,27 +182,28 @@ where
 
         let on_connection = TypeId::of::<B>() == TypeId::of::<hyper::body::Incoming>()
             || came_from_a_peer(&parts.extensions);
-        if let Err(refusal) = validate::check(&parts, on_connection, shared.lenient_requests) {
-            span.in_scope(|| {
-                tracing::warn!(
-                    status = refusal.status.as_u16(),
-                    cause = refusal.cause,
-                    "refused a request before the application"
-                )
-            });
-            let mut response = simple_response(refusal.status, server, facts.is_head);
-            if parts.version < http::Version::HTTP_2 {
-                // The body is unread and the framing may be the client's trick.
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let admitted = match validate::check(&parts, on_connection, shared.lenient_requests) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                span.in_scope(|| {
+                    tracing::warn!(
+                        status = refusal.status.as_u16(),
+                        cause = refusal.cause,
+                        "refused a request before the application"
+                    )
+                });
+                let mut response = simple_response(refusal.status, server, facts.is_head);
+                if parts.version < http::Version::HTTP_2 {
+                    // The body is unread and the framing may be the client's trick.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                return traced(response);
             }
-            return traced(response);
-        }
+        };
 
-        if let (Some(limit), Some(declared)) =
-            (shared.max_request_body, declared_length(&parts.headers))
-        {
+        if let (Some(limit), Some(declared)) = (shared.max_request_body, admitted.declared_length) {
             if declared > limit {
                 span.in_scope(|| {
                     tracing::warn!(
@@ -334,8 +334,4 @@ fn came_from_a_peer(extensions: &http::Extensions) -> bool {
         return true;
     }
     extensions.get::<environ::RemoteAddr>().is_some()
-}
-
-fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers::parse_content_length(headers.get(header::CONTENT_LENGTH)?.as_bytes())
 }

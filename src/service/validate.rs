@@ -3,6 +3,8 @@
 
 use http::{header, request, HeaderMap, HeaderValue, Method, StatusCode, Version};
 
+use crate::headers;
+
 /// Why a request is refused before the application runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Refusal {
@@ -21,6 +23,13 @@ impl Refusal {
     }
 }
 
+/// What the checks' pass over the headers found that the service uses next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Admitted {
+    /// The first `Content-Length`, where the request declares a valid one.
+    pub(crate) declared_length: Option<u64>,
+}
+
 /// Checks `parts` before the application sees them.
 ///
 /// `on_connection` says the request arrived on a real connection (not built
@@ -31,14 +40,19 @@ pub(crate) fn check(
     parts: &request::Parts,
     on_connection: bool,
     lenient: bool,
-) -> Result<(), Refusal> {
+) -> Result<Admitted, Refusal> {
     let http1 = parts.version < Version::HTTP_2;
     let fields = Fields::of(&parts.headers);
     if http1 && fields.transfer_encoding {
         transfer_encoding(&parts.headers)?;
     }
+    let admitted = Admitted {
+        declared_length: fields
+            .first_content_length
+            .and_then(|value| headers::parse_content_length(value.as_bytes())),
+    };
     if lenient {
-        return Ok(());
+        return Ok(admitted);
     }
     target_form(&parts.method, &parts.uri)?;
     if let Some(authority) = parts.uri.authority() {
@@ -53,7 +67,7 @@ pub(crate) fn check(
     if fields.content_types > 1 {
         return Err(Refusal::bad("more than one Content-Type field"));
     }
-    Ok(())
+    Ok(admitted)
 }
 
 /// The fields the checks look at, found in one pass over the headers: a
@@ -64,6 +78,7 @@ struct Fields<'a> {
     hosts: usize,
     first_host: Option<&'a HeaderValue>,
     content_types: usize,
+    first_content_length: Option<&'a HeaderValue>,
 }
 
 impl<'a> Fields<'a> {
@@ -77,6 +92,8 @@ impl<'a> Fields<'a> {
                 fields.transfer_encoding = true;
             } else if name == header::CONTENT_TYPE {
                 fields.content_types += 1;
+            } else if name == header::CONTENT_LENGTH {
+                fields.first_content_length.get_or_insert(value);
             }
         }
         fields
@@ -226,7 +243,7 @@ mod tests {
     }
 
     fn verdict(build: http::request::Builder) -> Result<(), Refusal> {
-        check(&parts(build), true, false)
+        check(&parts(build), true, false).map(|_| ())
     }
 
     #[test]
@@ -330,6 +347,20 @@ mod tests {
             verdict(two).unwrap_err().cause,
             "more than one Content-Type field"
         );
+    }
+
+    #[test]
+    fn the_declared_length_comes_from_the_same_pass() {
+        let declared = |build: http::request::Builder, lenient| {
+            check(&parts(build.header("host", "x")), true, lenient).map(|a| a.declared_length)
+        };
+        for lenient in [false, true] {
+            let post = Request::post("/").header("content-length", "5");
+            assert_eq!(declared(post, lenient), Ok(Some(5)));
+            assert_eq!(declared(Request::get("/"), lenient), Ok(None));
+            let bad = Request::post("/").header("content-length", "+5");
+            assert_eq!(declared(bad, lenient), Ok(None));
+        }
     }
 
     #[test]
