@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::Response;
-use tokio::sync::oneshot;
 
 use super::answers::lost;
 use super::body::ResponseBody;
@@ -22,16 +21,16 @@ pub struct ResponseFuture {
     kind: Kind,
     /// Handed to the body with the head.
     trace: Option<RequestTrace>,
-    /// The responder of an application thread, holding the request's
-    /// memory once its environ is dropped: freed here, where hyper made it.
-    home: Option<Arc<Responder>>,
 }
 
 // Boxing the ready response would cost an allocation per request.
 #[allow(clippy::large_enum_variant)]
 enum Kind {
     Ready(Option<Response<ResponseBody>>),
-    Waiting(oneshot::Receiver<Outcome>),
+    /// The head comes from the application thread through the responder,
+    /// which also holds the request's memory once its environ is dropped
+    /// there: freed here, where hyper made it.
+    Waiting(Arc<Responder>),
 }
 
 impl ResponseFuture {
@@ -39,7 +38,6 @@ impl ResponseFuture {
         Self {
             kind: Kind::Ready(Some(response)),
             trace: Some(trace),
-            home: None,
         }
     }
 
@@ -48,20 +46,14 @@ impl ResponseFuture {
         Self {
             kind: Kind::Ready(Some(response)),
             trace: None,
-            home: None,
         }
     }
 
-    /// `home`: the responder of an application running on a pool thread.
-    pub(crate) fn waiting(
-        rx: oneshot::Receiver<Outcome>,
-        trace: RequestTrace,
-        home: Option<Arc<Responder>>,
-    ) -> Self {
+    /// Waits for `responder` to send the head.
+    pub(crate) fn waiting(responder: Arc<Responder>, trace: RequestTrace) -> Self {
         Self {
-            kind: Kind::Waiting(rx),
+            kind: Kind::Waiting(responder),
             trace: Some(trace),
-            home,
         }
     }
 
@@ -84,16 +76,14 @@ impl Future for ResponseFuture {
                 let response = response.take().unwrap_or_else(lost);
                 Poll::Ready(Ok(this.traced(response)))
             }
-            Kind::Waiting(rx) => {
-                let outcome = ready!(Pin::new(rx).poll(cx));
+            Kind::Waiting(responder) => {
+                let outcome = ready!(responder.poll_reply(cx));
+                drop(responder.take_leftovers());
                 this.kind = Kind::Ready(None);
-                if let Some(home) = this.home.take() {
-                    drop(home.take_leftovers());
-                }
                 match outcome {
-                    Ok(Outcome::Response(response)) => Poll::Ready(Ok(this.traced(response))),
-                    Ok(Outcome::Passthrough(payload)) => std::panic::resume_unwind(payload),
-                    Err(_) => {
+                    Some(Outcome::Response(response)) => Poll::Ready(Ok(this.traced(response))),
+                    Some(Outcome::Passthrough(payload)) => std::panic::resume_unwind(payload),
+                    None => {
                         tracing::error!(
                             "the application thread ended without answering; answering 500"
                         );
@@ -101,6 +91,16 @@ impl Future for ResponseFuture {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Drop for ResponseFuture {
+    fn drop(&mut self) {
+        if let Kind::Waiting(responder) = &self.kind {
+            // The application's next write learns that the client is gone.
+            drop(responder.reply_dropped());
+            drop(responder.take_leftovers());
         }
     }
 }

@@ -7,6 +7,7 @@ mod body;
 mod future;
 mod head;
 mod options;
+mod reply;
 mod responder;
 mod start_response;
 mod trace;

@@ -5,16 +5,18 @@
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, Version};
+use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
 
 use super::answers::{internal_error, simple_response};
 use super::body::{ResponseBody, StreamItem};
 use super::head::{self, BodyPlan, Prepared, RequestFacts};
 use super::options::{ConnectionPolicy, ResponseOptions};
+use super::reply::ReplySlot;
 use crate::environ::{BodyFault, Home, Leftovers};
 use crate::error::{self, BoxError, Error, ErrorKind};
 
@@ -137,9 +139,8 @@ impl Counted {
 }
 
 enum Phase {
-    /// Nothing sent yet; the response future waits on `reply`.
+    /// Nothing sent yet; the response future waits on the reply slot.
     Before {
-        reply: oneshot::Sender<Outcome>,
         head: Head,
         /// A non-empty chunk was produced: the headers count as sent
         /// (PEP 3333), even while their emission waits (a held chunk, or a
@@ -190,6 +191,8 @@ fn missing_start(head: &mut Head) -> Error {
 /// The shared state of one response.
 pub(crate) struct Responder {
     phase: Mutex<Phase>,
+    /// Where the response future waits for the head.
+    reply: ReplySlot,
     facts: RequestFacts,
     options: Arc<ResponseOptions>,
     /// `None` for a request without a body: nothing can fail.
@@ -220,19 +223,18 @@ impl Responder {
     }
 
     pub(crate) fn new(
-        reply: oneshot::Sender<Outcome>,
         facts: RequestFacts,
         options: Arc<ResponseOptions>,
         body_fault: Option<Arc<BodyFault>>,
     ) -> Self {
         Self {
             phase: Mutex::new(Phase::Before {
-                reply,
                 head: Head::NotStarted,
                 committed: false,
                 counted: None,
                 last: None,
             }),
+            reply: ReplySlot::new(),
             facts,
             options,
             body_fault,
@@ -257,9 +259,21 @@ impl Responder {
 
     /// Answers with a response of the crate's own, before the application ran.
     pub(crate) fn answer(&self, response: Response<ResponseBody>) {
-        if let Phase::Before { reply, .. } = std::mem::replace(&mut *self.lock(), Phase::Done) {
-            let _ = reply.send(Outcome::Response(response));
+        if let Phase::Before { .. } = std::mem::replace(&mut *self.lock(), Phase::Done) {
+            let _ = self.reply.send(Outcome::Response(response));
         }
+    }
+
+    /// The response future's side of the reply: the outcome once sent,
+    /// `None` if the responder ended without one.
+    pub(crate) fn poll_reply(&self, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
+        self.reply.poll(cx)
+    }
+
+    /// The response future was dropped: the client is gone. Returns an
+    /// outcome sent but not taken, for the caller to drop.
+    pub(crate) fn reply_dropped(&self) -> Option<Outcome> {
+        self.reply.close()
     }
 
     fn is_inline(&self) -> bool {
@@ -359,7 +373,7 @@ impl Responder {
         let mut guard = self.lock();
         if chunk.is_empty() {
             return match &*guard {
-                Phase::Before { reply, .. } if reply.is_closed() => Err(Stop::ClientGone),
+                Phase::Before { .. } if self.reply.is_closed() => Err(Stop::ClientGone),
                 Phase::Streaming { tx, .. } if tx.is_closed() => Err(Stop::ClientGone),
                 Phase::Gone => Err(Stop::ClientGone),
                 Phase::Done => Err(Stop::Closed),
@@ -399,7 +413,7 @@ impl Responder {
                     BodyPlan::Suppressed { .. } => {
                         // From the iterable, the head waits for close() (see finish).
                         if from == ChunkFrom::Write {
-                            Self::emit_without_body(&mut guard);
+                            self.emit_without_body(&mut guard);
                         }
                         Ok(Sent::Discarded)
                     }
@@ -454,7 +468,7 @@ impl Responder {
                     _ => return Err(Stop::App(missing_start(head))),
                 };
                 match plan {
-                    BodyPlan::Suppressed { .. } => Self::emit_without_body(&mut guard),
+                    BodyPlan::Suppressed { .. } => self.emit_without_body(&mut guard),
                     BodyPlan::Stream { content_length } => {
                         let held = counted.as_mut().and_then(|c| c.held.take());
                         match held.or_else(|| last.take()) {
@@ -513,7 +527,7 @@ impl Responder {
         let mut phase = self.lock();
         let cause = failure.describe();
         match std::mem::replace(&mut *phase, Phase::Done) {
-            Phase::Before { reply, .. } => {
+            Phase::Before { .. } => {
                 let is_head = self.facts.is_head;
                 let server = self.options.head.server.as_ref();
                 let outcome =
@@ -541,7 +555,7 @@ impl Responder {
                         );
                         Outcome::Response(internal_error(server, is_head))
                     };
-                if reply.send(outcome).is_err() {
+                if self.reply.send(outcome).is_err() {
                     tracing::debug!("the client was gone before the error response");
                 }
             }
@@ -568,7 +582,6 @@ impl Responder {
     fn overflow(&self, guard: &mut MutexGuard<'_, Phase>) {
         match std::mem::replace(&mut **guard, Phase::Done) {
             Phase::Before {
-                reply,
                 mut head,
                 committed,
                 counted,
@@ -585,7 +598,6 @@ impl Responder {
                 }
                 let held = counted.held.unwrap_or_default();
                 **guard = Phase::Before {
-                    reply,
                     head,
                     committed,
                     counted: None,
@@ -609,18 +621,21 @@ impl Responder {
     }
 
     /// Sends the head of a response that has no body (HEAD, 204, 304).
-    fn emit_without_body(guard: &mut MutexGuard<'_, Phase>) {
-        let Phase::Before {
-            reply,
-            head: Head::Set(prepared),
-            ..
-        } = std::mem::replace(&mut **guard, Phase::Discarding)
-        else {
-            return;
+    fn emit_without_body(&self, guard: &mut MutexGuard<'_, Phase>) {
+        let prepared = match std::mem::replace(&mut **guard, Phase::Discarding) {
+            Phase::Before {
+                head: Head::Set(prepared),
+                ..
+            } => prepared,
+            Phase::Before { .. } => {
+                self.reply.abandon();
+                return;
+            }
+            _ => return,
         };
         let keep_open = matches!(prepared.plan, BodyPlan::Suppressed { keep_length: true });
         let response = build(prepared, ResponseBody::empty(keep_open));
-        if reply.send(Outcome::Response(response)).is_err() {
+        if self.reply.send(Outcome::Response(response)).is_err() {
             **guard = Phase::Gone;
         }
     }
@@ -633,17 +648,17 @@ impl Responder {
         then: Then,
     ) -> Result<(), Stop> {
         let Phase::Before {
-            reply,
-            mut head,
-            counted,
-            ..
+            mut head, counted, ..
         } = std::mem::replace(&mut **guard, Phase::Done)
         else {
             return Err(Stop::Closed);
         };
         let mut prepared = match head {
             Head::Set(prepared) => prepared,
-            _ => return Err(Stop::App(missing_start(&mut head))),
+            _ => {
+                self.reply.abandon();
+                return Err(Stop::App(missing_start(&mut head)));
+            }
         };
         let content_length = match prepared.plan {
             BodyPlan::Stream {
@@ -673,7 +688,8 @@ impl Responder {
                 (ResponseBody::stream(rx, content_length), Some(tx))
             }
         };
-        if reply
+        if self
+            .reply
             .send(Outcome::Response(build(prepared, body)))
             .is_err()
         {
@@ -783,7 +799,6 @@ mod tests {
 
     struct Harness {
         responder: Arc<Responder>,
-        rx: Option<oneshot::Receiver<Outcome>>,
     }
 
     fn harness(facts: RequestFacts) -> Harness {
@@ -791,11 +806,9 @@ mod tests {
     }
 
     fn harness_with(facts: RequestFacts, options: ResponseOptions) -> Harness {
-        let (reply, rx) = oneshot::channel();
-        let responder = Responder::new(reply, facts, Arc::new(options), None);
+        let responder = Responder::new(facts, Arc::new(options), None);
         Harness {
             responder: Arc::new(responder),
-            rx: Some(rx),
         }
     }
 
@@ -820,13 +833,17 @@ mod tests {
         }
 
         /// `true` once the head went out.
-        fn head_sent(&mut self) -> bool {
-            let rx = self.rx.as_mut().unwrap();
-            !rx.is_empty() || rx.is_terminated()
+        fn head_sent(&self) -> bool {
+            self.responder.reply.is_sent()
+        }
+
+        /// What the response future receives.
+        fn outcome(&self) -> Option<Outcome> {
+            block_on(std::future::poll_fn(|cx| self.responder.poll_reply(cx)))
         }
 
         fn seen(&mut self) -> Seen {
-            let outcome = block_on(self.rx.take().unwrap()).expect("an outcome");
+            let outcome = self.outcome().expect("an outcome");
             let Outcome::Response(response) = outcome else {
                 panic!("passthrough outcome");
             };
@@ -1146,9 +1163,9 @@ mod tests {
 
     #[test]
     fn a_client_gone_before_the_head_stops_the_body() {
-        let mut h = harness(GET11);
+        let h = harness(GET11);
         h.start("200 OK", &[]).unwrap();
-        drop(h.rx.take());
+        drop(h.responder.reply_dropped());
         assert!(matches!(h.send(""), Err(Stop::ClientGone)));
         assert!(matches!(h.send("x"), Err(Stop::ClientGone)));
         let err = h.responder.write(Bytes::from_static(b"x")).unwrap_err();
@@ -1161,9 +1178,9 @@ mod tests {
             passthrough_errors: true,
             ..ResponseOptions::default()
         };
-        let mut h = harness_with(GET11, options);
+        let h = harness_with(GET11, options);
         h.responder.fail(Failure::Error("boom".into()));
-        let outcome = block_on(h.rx.take().unwrap()).unwrap();
+        let outcome = h.outcome().unwrap();
         assert!(matches!(outcome, Outcome::Passthrough(_)));
     }
 

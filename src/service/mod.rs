@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use tokio::sync::oneshot;
 use tower_service::Service;
 
 use crate::app::App;
@@ -240,13 +239,7 @@ where
             };
             (input, Some(fault))
         };
-        let (reply, rx) = oneshot::channel();
-        let responder = Arc::new(Responder::new(
-            reply,
-            facts,
-            shared.response.clone(),
-            body_fault,
-        ));
+        let responder = Arc::new(Responder::new(facts, shared.response.clone(), body_fault));
         let request = Accepted {
             parts,
             input,
@@ -271,7 +264,7 @@ where
                     });
                 }
             }
-            return ResponseFuture::waiting(rx, trace, None);
+            return ResponseFuture::waiting(responder, trace);
         }
         let app = self.app.clone();
         let job_span = span.clone();
@@ -284,7 +277,7 @@ where
             let _never_blocks = request.run(&*app, true);
         }));
         match submitted {
-            Ok(()) => ResponseFuture::waiting(rx, trace, Some(home)),
+            Ok(()) => ResponseFuture::waiting(home, trace),
             Err(refused) => {
                 span.in_scope(|| tracing::warn!(?refused, "application pool full; answering 503"));
                 let mut response =

@@ -1,0 +1,178 @@
+//! The hand-off of a response head from the application thread to the
+//! response future, kept inside the responder: a channel of its own would
+//! cost an allocation per request.
+
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use super::responder::Outcome;
+
+/// One outcome, sent once by the responder and taken once by the future.
+pub(crate) struct ReplySlot(Mutex<Slot>);
+
+/// No future will take the outcome: it was dropped.
+#[derive(Debug)]
+pub(crate) struct Undelivered;
+
+// Boxing the outcome would cost the allocation the slot saves.
+#[allow(clippy::large_enum_variant)]
+enum Slot {
+    /// Nothing sent yet; the future's waker, once it has polled.
+    Waiting(Option<Waker>),
+    Sent(Outcome),
+    /// The future took the outcome.
+    Taken,
+    /// The future was dropped (the client went away).
+    Closed,
+    /// The responder ended without answering.
+    Abandoned,
+}
+
+impl ReplySlot {
+    pub(crate) fn new() -> Self {
+        Self(Mutex::new(Slot::Waiting(None)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands `outcome` to the future, or drops it if no one will take it.
+    pub(crate) fn send(&self, outcome: Outcome) -> Result<(), Undelivered> {
+        let mut slot = self.lock();
+        let Slot::Waiting(waker) = &mut *slot else {
+            drop(slot);
+            drop(outcome);
+            return Err(Undelivered);
+        };
+        let waker = waker.take();
+        *slot = Slot::Sent(outcome);
+        drop(slot);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// The future is gone: nothing sent from now on reaches anyone.
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(*self.lock(), Slot::Closed)
+    }
+
+    /// The responder will never send: the future resolves to `None`.
+    pub(crate) fn abandon(&self) {
+        let mut slot = self.lock();
+        if let Slot::Waiting(waker) = &mut *slot {
+            let waker = waker.take();
+            *slot = Slot::Abandoned;
+            drop(slot);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// The future's side: the outcome once sent, `None` if none will come.
+    pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
+        let mut slot = self.lock();
+        match &mut *slot {
+            Slot::Waiting(waker) => {
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Slot::Sent(_) => match std::mem::replace(&mut *slot, Slot::Taken) {
+                Slot::Sent(outcome) => Poll::Ready(Some(outcome)),
+                _ => Poll::Ready(None),
+            },
+            Slot::Taken | Slot::Closed | Slot::Abandoned => Poll::Ready(None),
+        }
+    }
+
+    /// The future's side, when it is dropped. An outcome sent but not taken
+    /// is returned, for the caller to drop outside the lock.
+    pub(crate) fn close(&self) -> Option<Outcome> {
+        match std::mem::replace(&mut *self.lock(), Slot::Closed) {
+            Slot::Sent(outcome) => Some(outcome),
+            _ => None,
+        }
+    }
+
+    /// An outcome waits to be taken.
+    #[cfg(test)]
+    pub(crate) fn is_sent(&self) -> bool {
+        matches!(*self.lock(), Slot::Sent(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    use super::*;
+    use crate::response::simple_response;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn outcome(status: u16) -> Outcome {
+        let status = http::StatusCode::from_u16(status).unwrap();
+        Outcome::Response(simple_response(status, None, false))
+    }
+
+    fn status(outcome: Option<Outcome>) -> Option<u16> {
+        match outcome? {
+            Outcome::Response(response) => Some(response.status().as_u16()),
+            Outcome::Passthrough(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_sent_outcome_wakes_the_waiting_future_and_is_taken_once() {
+        let slot = ReplySlot::new();
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(slot.poll(&mut cx).is_pending());
+        assert!(slot.send(outcome(200)).is_ok());
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        let Poll::Ready(taken) = slot.poll(&mut cx) else {
+            panic!("pending after the send")
+        };
+        assert_eq!(status(taken), Some(200));
+        assert!(matches!(slot.poll(&mut cx), Poll::Ready(None)));
+        assert!(slot.send(outcome(500)).is_err(), "a second send");
+    }
+
+    #[test]
+    fn after_the_future_is_dropped_sends_fail_and_an_untaken_outcome_comes_back() {
+        let slot = ReplySlot::new();
+        slot.send(outcome(200)).ok().unwrap();
+        assert_eq!(status(slot.close()), Some(200));
+        assert!(slot.is_closed());
+        assert!(slot.send(outcome(204)).is_err());
+    }
+
+    #[test]
+    fn an_abandoned_slot_wakes_the_future_with_nothing() {
+        let slot = ReplySlot::new();
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(slot.poll(&mut cx).is_pending());
+        slot.abandon();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(slot.poll(&mut cx), Poll::Ready(None)));
+        assert!(!slot.is_closed());
+    }
+}
