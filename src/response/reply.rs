@@ -125,6 +125,28 @@ mod tests {
         }
     }
 
+    /// The response future's side, counting how often it is woken.
+    struct WaitingFuture {
+        wakes: Arc<CountingWaker>,
+        waker: Waker,
+    }
+
+    impl WaitingFuture {
+        fn new() -> Self {
+            let wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let waker = Waker::from(wakes.clone());
+            Self { wakes, waker }
+        }
+
+        fn poll(&self, slot: &ReplySlot) -> Poll<Option<Outcome>> {
+            slot.poll(&mut Context::from_waker(&self.waker))
+        }
+
+        fn woken(&self) -> usize {
+            self.wakes.0.load(Ordering::SeqCst)
+        }
+    }
+
     fn outcome(status: u16) -> Outcome {
         let status = http::StatusCode::from_u16(status).unwrap();
         Outcome::Response(simple_response(status, None, false))
@@ -140,17 +162,15 @@ mod tests {
     #[test]
     fn a_sent_outcome_wakes_the_waiting_future_and_is_taken_once() {
         let slot = ReplySlot::new();
-        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
-        let mut cx = Context::from_waker(&waker);
-        assert!(slot.poll(&mut cx).is_pending());
+        let future = WaitingFuture::new();
+        assert!(future.poll(&slot).is_pending());
         assert!(slot.send(outcome(200)).is_ok());
-        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
-        let Poll::Ready(taken) = slot.poll(&mut cx) else {
+        assert_eq!(future.woken(), 1);
+        let Poll::Ready(taken) = future.poll(&slot) else {
             panic!("pending after the send")
         };
         assert_eq!(status(taken), Some(200));
-        assert!(matches!(slot.poll(&mut cx), Poll::Ready(None)));
+        assert!(matches!(future.poll(&slot), Poll::Ready(None)));
         assert!(slot.send(outcome(500)).is_err(), "a second send");
     }
 
@@ -166,13 +186,11 @@ mod tests {
     #[test]
     fn an_abandoned_slot_wakes_the_future_with_nothing() {
         let slot = ReplySlot::new();
-        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
-        let mut cx = Context::from_waker(&waker);
-        assert!(slot.poll(&mut cx).is_pending());
+        let future = WaitingFuture::new();
+        assert!(future.poll(&slot).is_pending());
         slot.abandon();
-        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
-        assert!(matches!(slot.poll(&mut cx), Poll::Ready(None)));
+        assert_eq!(future.woken(), 1);
+        assert!(matches!(future.poll(&slot), Poll::Ready(None)));
         assert!(!slot.is_closed());
     }
 }
