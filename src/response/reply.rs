@@ -41,19 +41,29 @@ impl ReplySlot {
 
     /// Hands `outcome` to the future, or drops it if no one will take it.
     pub(crate) fn send(&self, outcome: Outcome) -> Result<(), Undelivered> {
+        if self.settle(Slot::Sent(outcome)) {
+            Ok(())
+        } else {
+            Err(Undelivered)
+        }
+    }
+
+    /// Moves a waiting slot to `next` and wakes the future. `false` if the
+    /// slot was not waiting: `next` is dropped, outside the lock.
+    fn settle(&self, next: Slot) -> bool {
         let mut slot = self.lock();
         let Slot::Waiting(waker) = &mut *slot else {
             drop(slot);
-            drop(outcome);
-            return Err(Undelivered);
+            drop(next);
+            return false;
         };
         let waker = waker.take();
-        *slot = Slot::Sent(outcome);
+        *slot = next;
         drop(slot);
         if let Some(waker) = waker {
             waker.wake();
         }
-        Ok(())
+        true
     }
 
     /// The future is gone: nothing sent from now on reaches anyone.
@@ -63,15 +73,7 @@ impl ReplySlot {
 
     /// The responder will never send: the future resolves to `None`.
     pub(crate) fn abandon(&self) {
-        let mut slot = self.lock();
-        if let Slot::Waiting(waker) = &mut *slot {
-            let waker = waker.take();
-            *slot = Slot::Abandoned;
-            drop(slot);
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }
+        self.settle(Slot::Abandoned);
     }
 
     /// The future's side: the outcome once sent, `None` if none will come.
