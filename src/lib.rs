@@ -387,6 +387,8 @@ mod response;
 pub mod server;
 mod service;
 pub mod test_client;
+#[cfg(test)]
+mod test_wakers;
 pub mod util;
 
 pub use app::{app_fn, App, AppFn, BoxApp};

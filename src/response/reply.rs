@@ -112,30 +112,22 @@ impl ReplySlot {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
-    use std::task::Wake;
 
     use super::*;
     use crate::response::simple_response;
-
-    struct CountingWaker(AtomicUsize);
-
-    impl Wake for CountingWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_wakers::CountWakes;
 
     /// The response future's side, counting how often it is woken.
     struct WaitingFuture {
-        wakes: Arc<CountingWaker>,
+        wakes: Arc<CountWakes>,
         waker: Waker,
     }
 
     impl WaitingFuture {
         fn new() -> Self {
-            let wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let wakes = Arc::new(CountWakes::default());
             let waker = Waker::from(wakes.clone());
             Self { wakes, waker }
         }
@@ -145,7 +137,7 @@ mod tests {
         }
 
         fn woken(&self) -> usize {
-            self.wakes.0.load(Ordering::SeqCst)
+            self.wakes.0.load(Ordering::Relaxed)
         }
     }
 

@@ -90,7 +90,7 @@ impl Wake for WakeSignal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use crate::test_wakers::CountWakes;
 
     /// Counts its polls and keeps the waker of the last one.
     struct Pending {
@@ -105,15 +105,6 @@ mod tests {
             self.polls += 1;
             self.waker = Some(cx.waker().clone());
             Poll::Pending
-        }
-    }
-
-    #[derive(Default)]
-    struct CountWakes(AtomicUsize);
-
-    impl Wake for CountWakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
 
