@@ -73,7 +73,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -85,6 +85,7 @@ use tower_service::Service;
 
 use crate::app::App;
 use crate::error::BoxError;
+use crate::poison::lock;
 use crate::service::WsgiService;
 
 mod cookies;
@@ -182,7 +183,7 @@ impl<S> TestClient<S> {
     /// domains or paths hold one), unless it has expired.
     pub fn cookie(&self, name: &str) -> Option<String> {
         let jar = self.cookies.as_ref()?;
-        let jar = jar.lock().unwrap_or_else(PoisonError::into_inner);
+        let jar = lock(jar);
         let value = jar
             .live(SystemTime::now())
             .find(|cookie| cookie.name == name)
@@ -199,17 +200,13 @@ impl<S> TestClient<S> {
     /// If the client was made [`without_cookies`](TestClient::without_cookies).
     pub fn set_cookie(&self, domain: &str, name: &str, value: &str) {
         let jar = self.cookies.as_ref().expect("this client keeps no cookies");
-        jar.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .set(name, value, domain);
+        lock(jar).set(name, value, domain);
     }
 
     /// Removes every stored cookie named `name`.
     pub fn delete_cookie(&self, name: &str) {
         if let Some(jar) = &self.cookies {
-            jar.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(name);
+            lock(jar).remove(name);
         }
     }
 
@@ -549,10 +546,7 @@ impl<S> TestClient<S> {
             path: prepared.parts.uri.path(),
             secure: prepared.is_https(),
         };
-        let header = jar
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .header_for(&target, SystemTime::now());
+        let header = lock(jar).header_for(&target, SystemTime::now());
         if let Some(value) = header.and_then(|value| HeaderValue::from_str(&value).ok()) {
             request.headers_mut().append(header::COOKIE, value);
         }
@@ -570,7 +564,7 @@ impl<S> TestClient<S> {
             path: prepared.parts.uri.path(),
             secure: prepared.is_https(),
         };
-        let mut jar = jar.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut jar = lock(jar);
         let now = SystemTime::now();
         for value in headers.get_all(header::SET_COOKIE) {
             jar.store(&crate::latin1::decode(value.as_bytes()), &target, now);

@@ -37,7 +37,7 @@ struct Shared {
 impl Shared {
     fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
         // A panic while holding the lock leaves only bytes behind: keep them.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::poison::lock(&self.pending)
     }
 }
 

@@ -62,10 +62,7 @@ struct Spent(std::sync::Mutex<Vec<Bytes>>);
 
 impl Spent {
     fn put(&self, buffer: Bytes) {
-        let mut spent = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut spent = crate::poison::lock(&self.0);
         // As many as can be in flight; any more is freed here.
         if spent.len() <= READ_AHEAD_FRAMES {
             spent.push(buffer);
@@ -76,11 +73,7 @@ impl Spent {
     /// buffer is free for its next read at once (as when the frame is
     /// dropped right away) rather than reallocated while frames wait.
     fn copy(&self, frame: &[u8]) -> Bytes {
-        let spare = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
+        let spare = crate::poison::lock(&self.0).pop();
         // A few sizes only, so that buffers fit the next frames and the
         // allocator sees the same blocks come back.
         let size = frame.len().next_power_of_two().max(64 * 1024);

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::body::{AppBody, Iterable};
 use crate::environ::Environ;
 use crate::error::{BoxError, Error, ErrorKind};
+use crate::poison::lock;
 use crate::response::{StartResponse, Writer};
 
 /// An app's whole answer, held by a middleware: status, headers and body,
@@ -198,10 +199,6 @@ impl State {
         self.held += chunk.len();
         self.written.push_back(chunk);
     }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn capturing(state: Arc<Mutex<State>>) -> StartResponse {

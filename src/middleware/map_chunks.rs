@@ -2,7 +2,7 @@
 //! iterated.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -10,6 +10,7 @@ use super::{Middleware, Next};
 use crate::body::{AppBody, Iterable};
 use crate::environ::Environ;
 use crate::error::BoxError;
+use crate::poison::lock;
 use crate::response::{StartResponse, Writer};
 
 /// A middleware that passes every chunk of the inner app's body through a
@@ -91,7 +92,7 @@ where
             let mut status = status.to_owned();
             let transform = select(&mut status, &mut headers).map(|t| Arc::new(t) as Transform);
             let write = start_response.call(&status, headers, exc_info)?;
-            *chosen.lock().unwrap_or_else(PoisonError::into_inner) = transform.clone();
+            *lock(&chosen) = transform.clone();
             Ok(match transform {
                 Some(transform) => Writer::from_fn(move |data| write.write(transform(data))),
                 None => write,
@@ -120,11 +121,7 @@ impl Iterable for Mapped {
             Ok(chunk) => chunk,
             Err(error) => return Some(Err(error)),
         };
-        let transform = self
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let transform = lock(&self.current).clone();
         Some(Ok(match transform {
             Some(transform) => transform(chunk),
             None => chunk,

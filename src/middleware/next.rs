@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -143,11 +143,7 @@ where
     B::Error: Into<BoxError>,
 {
     fn call(&self, request: Request<InputBody>) -> InnerFuture {
-        let mut service = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let mut service = crate::poison::lock(&self.0).clone();
         Box::pin(async move {
             poll_fn(|cx| service.poll_ready(cx))
                 .await

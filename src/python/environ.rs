@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -66,7 +66,7 @@ impl Shared {
         {
             // Every holder has the GIL (or, free-threaded, this is the only
             // lock taken while filling): no wait in practice.
-            let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut keys = crate::poison::lock(&self.keys);
             let mut sink = Sink {
                 py,
                 dict: &dict,

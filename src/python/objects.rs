@@ -5,7 +5,7 @@
 use std::ffi::CStr;
 use std::io::{self, BufRead, Read, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Mutex, TryLockError};
 
 use bytes::Bytes;
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use super::error::{to_py, ExcInfo, PythonError};
 use crate::environ::ErrorStream;
 use crate::environ::Input;
+use crate::poison::lock;
 use crate::response::{StartResponse, Writer};
 
 /// Chunks at least this long are shared with Python rather than copied:
@@ -55,12 +56,6 @@ fn short_repr(obj: &Bound<'_, PyAny>) -> String {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn text_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {

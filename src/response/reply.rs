@@ -34,9 +34,7 @@ impl ReplySlot {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::poison::lock(&self.0)
     }
 
     /// Hands `outcome` to the future, or drops it if no one will take it.

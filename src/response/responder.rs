@@ -19,6 +19,7 @@ use super::options::{ConnectionPolicy, ResponseOptions};
 use super::reply::ReplySlot;
 use crate::environ::{BodyFault, Home, Leftovers};
 use crate::error::{self, BoxError, Error, ErrorKind};
+use crate::poison;
 
 /// What the response future receives.
 // Boxing the common variant would cost an allocation per request.
@@ -206,20 +207,14 @@ pub(crate) struct Responder {
 
 impl Home for Responder {
     fn keep(&self, leftovers: Leftovers) {
-        *self
-            .leftovers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(leftovers);
+        *poison::lock(&self.leftovers) = Some(leftovers);
     }
 }
 
 impl Responder {
     /// What an environ left here (see [`Home`]), to be dropped by the caller.
     pub(crate) fn take_leftovers(&self) -> Option<Leftovers> {
-        self.leftovers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
+        poison::lock(&self.leftovers).take()
     }
 
     pub(crate) fn new(
@@ -283,9 +278,7 @@ impl Responder {
     fn lock(&self) -> MutexGuard<'_, Phase> {
         // A panic while holding the lock cannot leave the state half-written
         // in a way that matters more than answering the client.
-        self.phase
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        poison::lock(&self.phase)
     }
 
     /// `start_response(status, headers, exc_info)`.

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+use crate::poison;
+
 pin_project_lite::pin_project! {
     /// Polls its future only when that future's own waker fired: beside a
     /// connection, whose task wakes for every read and write, a timer
@@ -48,11 +50,7 @@ impl<F: Future> Future for PolledWhenWoken<F> {
             .is_some_and(|waker| waker.will_wake(cx.waker()))
         {
             *this.forwards_to = Some(cx.waker().clone());
-            *this
-                .signal
-                .task
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cx.waker().clone());
+            *poison::lock(&this.signal.task) = Some(cx.waker().clone());
         }
         // Cleared before the poll: a wake-up during it polls again.
         if !this.signal.woken.swap(false, Ordering::AcqRel) {
@@ -76,11 +74,7 @@ impl Wake for WakeSignal {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let task = poison::lock(&self.task).clone();
         if let Some(task) = task {
             task.wake();
         }

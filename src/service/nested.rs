@@ -78,12 +78,7 @@ impl Unruled {
 
     /// The app's failure, taken: the caller raises it.
     pub(crate) fn take_failure(&self) -> Option<Failure> {
-        self.failure
-            .as_ref()?
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        crate::poison::lock(&self.failure.as_ref()?.0).take()
     }
 }
 

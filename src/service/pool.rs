@@ -25,6 +25,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::poison;
+
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
 /// Runs a worker thread's whole loop (the application's [`App::run_thread`](crate::App::run_thread)).
@@ -311,9 +313,7 @@ impl Drop for Pool {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        poison::lock(&self.state)
     }
 
     fn enqueue(&self, st: &mut State, job: Job) {
