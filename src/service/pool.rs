@@ -112,6 +112,9 @@ struct State {
     /// The monitor sleeps longer than [`GROW_AFTER`]: too long for a job
     /// queued while an idle thread could take it.
     monitor_lazy: bool,
+    /// When the monitor was last started or notified for a queued job: how
+    /// late it got a core is measured from then.
+    monitor_called: Option<Instant>,
     /// When a thread last took a job from the queue.
     last_start: Instant,
     /// The operating system's ids of the threads running a job, where known.
@@ -178,6 +181,7 @@ impl Pool {
                     waking: 0,
                     monitor: Monitor::Stopped,
                     monitor_lazy: false,
+                    monitor_called: None,
                     last_start: Instant::now(),
                     busy: Vec::new(),
                     shutdown: false,
@@ -213,8 +217,8 @@ impl Pool {
         pool
     }
 
-    /// A pool whose monitor wakes `monitor_lag` late at each look, as if the
-    /// machine's cores were busy with other work.
+    /// A pool whose monitor starts, and wakes at each look (timed out or
+    /// called), `monitor_lag` late, as if the machine's cores were busy with other work.
     #[cfg(test)]
     fn with_late_monitor(max_threads: usize, max_queue: usize, monitor_lag: Duration) -> Self {
         let mut pool = Self::new(max_threads, max_queue);
@@ -272,6 +276,7 @@ impl Pool {
             // find the monitor already looking at the queue's stall.
             if st.monitor_lazy && st.wakeable() > 0 && st.queue.len() == 1 {
                 st.monitor_lazy = false;
+                st.monitor_called = Some(Instant::now());
                 drop(st);
                 shared.stalled.notify_one();
             }
@@ -279,6 +284,7 @@ impl Pool {
         }
         let start = st.monitor == Monitor::Stopped;
         st.monitor = Monitor::Watching;
+        st.monitor_called = Some(Instant::now());
         drop(st);
         if !start {
             shared.stalled.notify_one();
@@ -459,6 +465,8 @@ fn spin_for_work(shared: &Shared) -> bool {
 /// job is queued once the queue has been empty for [`MONITOR_LINGER`], and
 /// ends when it stays empty for [`IDLE_TIMEOUT`].
 fn monitor(shared: &Arc<Shared>) {
+    #[cfg(test)]
+    thread::sleep(shared.monitor_lag);
     let mut st = shared.lock();
     let mut interval = GROW_AFTER;
     let mut empty_since = None;
@@ -466,7 +474,7 @@ fn monitor(shared: &Arc<Shared>) {
     // how much of that the monitor itself spent waking late.
     let mut stall_since = None;
     let mut stall_not_counted = Duration::ZERO;
-    let mut woke_late = Duration::ZERO;
+    let mut woke_late = lateness(st.monitor_called.take().map(|called| called.elapsed()));
     while !st.shutdown {
         let since = st
             .queue
@@ -545,6 +553,7 @@ fn monitor(shared: &Arc<Shared>) {
             }
         };
         st.monitor_lazy = wait > GROW_AFTER;
+        st.monitor_called = None;
         let waiting_since = Instant::now();
         let (next, timeout) = shared
             .stalled
@@ -552,23 +561,30 @@ fn monitor(shared: &Arc<Shared>) {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         st = next;
         #[cfg(test)]
-        if timeout.timed_out() && !shared.monitor_lag.is_zero() {
+        if !st.shutdown && !shared.monitor_lag.is_zero() {
             drop(st);
             thread::sleep(shared.monitor_lag);
             st = shared.lock();
         }
-        let late = waiting_since.elapsed().saturating_sub(wait);
-        woke_late = if timeout.timed_out() && late > LATE_LOOK {
-            late
+        // Late after its timer, or after the call that woke it.
+        let called = st.monitor_called.take();
+        woke_late = lateness(if timeout.timed_out() {
+            Some(waiting_since.elapsed().saturating_sub(wait))
         } else {
-            Duration::ZERO
-        };
+            called.map(|called| called.elapsed())
+        });
         st.monitor_lazy = false;
         if idle && timeout.timed_out() && st.queue.is_empty() {
             break;
         }
     }
     st.monitor = Monitor::Stopped;
+}
+
+/// How long the monitor waited for a core, if long enough to leave out of
+/// a stall: `late`, how long after it was due it ran.
+fn lateness(late: Option<Duration>) -> Duration {
+    late.filter(|&late| late > LATE_LOOK).unwrap_or_default()
 }
 
 /// The calling thread's id in the operating system (Linux), for
@@ -783,10 +799,11 @@ mod tests {
         let pool = Pool::with_late_monitor(cores + 1, 64, lag);
         let compute_for = Duration::from_millis(600);
         let waited = wait_behind_computations(&pool, cores, compute_for);
-        // Each look counts at most its timer's wait (up to the longest) of
-        // the stall, so reaching a time slice takes three late looks.
+        // The monitor's late start counts for nothing, and each late look
+        // at most its timer's wait (up to the longest) of the stall, so
+        // reaching a time slice takes three late looks after it.
         assert!(
-            waited >= GROW_WHILE_RUNNING + lag * 2,
+            waited >= GROW_WHILE_RUNNING + lag * 3,
             "a thread was added after {waited:?}, with the monitor's lateness counted"
         );
         assert!(waited < compute_for, "it waited for a computation to end");
