@@ -279,7 +279,8 @@
 //! [`Server`](crate::server::Server) bounds
 //! what a client can hold: open connections ([`Server::max_connections`](crate::server::Server::max_connections),
 //! beyond which new ones wait in the listen backlog), the time to send a
-//! request head ([`Server::header_read_timeout`](crate::server::Server::header_read_timeout)),
+//! request head ([`Server::header_read_timeout`](crate::server::Server::header_read_timeout))
+//! and its size ([`Server::http1_max_header_size`](crate::server::Server::http1_max_header_size), 431 past it),
 //! idle connections ([`Server::idle_timeout`](crate::server::Server::idle_timeout)), and on HTTP/2 the streams
 //! per connection, the header list size and the reset streams that make a
 //! rapid-reset flood ([`Server::http2_max_concurrent_streams`](crate::server::Server::http2_max_concurrent_streams) and the

@@ -5,13 +5,21 @@
 
 mod support;
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use support::{serve, Conn, TestServer};
+use tower_wsgi::server::Server;
 use tower_wsgi::{app_fn, Builder, WsgiService};
 
 /// The conformance app, plus a record of every path the app was asked for.
 fn server() -> (TestServer, Arc<Mutex<Vec<String>>>) {
+    server_with(|server| server)
+}
+
+/// [`server`], with `configure` applied to the [`Server`].
+fn server_with(configure: fn(Server) -> Server) -> (TestServer, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     let inner = support::conformance::app();
@@ -21,7 +29,38 @@ fn server() -> (TestServer, Arc<Mutex<Vec<String>>>) {
             .push(environ.get("REQUEST_URI").unwrap_or_default().to_owned());
         tower_wsgi::App::call(&inner, environ, start_response)
     });
-    (serve(WsgiService::new(app)), seen)
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    (
+        support::serve_with(runtime, WsgiService::new(app), configure),
+        seen,
+    )
+}
+
+/// A request for `path` whose head is about `head_bytes` long, in one header.
+fn request_with_head_of(path: &str, head_bytes: usize) -> Vec<u8> {
+    let start = format!("GET {path} HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    let filler = head_bytes.saturating_sub(start.len() + 4);
+    format!("{start}{}\r\n\r\n", "a".repeat(filler)).into_bytes()
+}
+
+/// Sends `request` in `pieces` writes a millisecond apart, so that the server
+/// reads the head in as many parts: its status, and whether the server closed.
+fn answer_in_pieces(server: &TestServer, request: &[u8], pieces: usize) -> (u16, bool, String) {
+    let mut conn = Conn::open(server.addr);
+    let port = conn.stream().local_addr().unwrap().port().to_string();
+    for piece in request.chunks(request.len().div_ceil(pieces)) {
+        // The server may answer and close before the last piece.
+        if conn.stream().write_all(piece).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let resp = conn.read_response(false);
+    (resp.status, conn.closes(), port)
 }
 
 /// Sends `request` on a new connection: the answer, whether the server then
@@ -77,6 +116,48 @@ fn malformed_requests_are_rejected_with_the_cause_logged() {
         seen.lock().unwrap().is_empty(),
         "no malformed request reached the app"
     );
+}
+
+#[test]
+fn request_heads_over_the_size_limit_get_431_however_they_arrive() {
+    // Under hyper's own buffer limit (about 400 KiB), so only the server's
+    // check refuses them, read in one go or in parts.
+    let (server, seen) = server();
+    let too_large = request_with_head_of("/too-large", 300_000);
+    for (how, (status, closed, port)) in [
+        ("at once", answer(&server, &too_large)),
+        ("in parts", answer_in_pieces(&server, &too_large, 30)),
+    ] {
+        assert_eq!((status, closed), (431, true), "{how}");
+        assert!(
+            support::log_line_with(&[
+                &format!("127.0.0.1:{port}"),
+                "rejected a malformed request",
+                "the request head is too large",
+            ])
+            .is_some(),
+            "{how}: no log line"
+        );
+    }
+    let (status, closed, _) = answer(&server, &request_with_head_of("/just-under", 250_000));
+    assert_eq!((status, closed), (404, false), "a head under the limit");
+    assert_eq!(*seen.lock().unwrap(), ["/just-under"]);
+
+    // A smaller limit.
+    let (server, seen) = server_with(|server| server.http1_max_header_size(8 * 1024));
+    let (status, closed, _) = answer(&server, &request_with_head_of("/over-8k", 9 * 1024));
+    assert_eq!((status, closed), (431, true), "over a limit of 8 KiB");
+    let (status, _, _) = answer(&server, &request_with_head_of("/under-8k", 7 * 1024));
+    assert_eq!(status, 404, "under a limit of 8 KiB");
+    assert_eq!(*seen.lock().unwrap(), ["/under-8k"]);
+
+    // A larger one than hyper's buffer: hyper would refuse the head while
+    // it arrives.
+    let (server, seen) = server_with(|server| server.http1_max_header_size(1024 * 1024));
+    let large = request_with_head_of("/large", 900_000);
+    let (status, _, _) = answer_in_pieces(&server, &large, 30);
+    assert_eq!(status, 404, "under a limit of 1 MiB");
+    assert_eq!(*seen.lock().unwrap(), ["/large"]);
 }
 
 #[test]

@@ -1,27 +1,32 @@
 //! The limits [`Server`] enforces against hostile and careless clients: open
-//! connections, idle connections, and HTTP/2's stream and header limits.
+//! connections, idle connections, the size of an HTTP/1 request's head, and
+//! HTTP/2's stream and header limits.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, Version};
+use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Empty};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
 use super::Server;
+use crate::error::BoxError;
 
 /// The limits' values, with their defaults.
 #[derive(Clone, Debug)]
 pub(super) struct Limits {
     pub(super) max_connections: usize,
     pub(super) idle_timeout: Duration,
+    pub(super) http1_max_header_size: usize,
     pub(super) http2_max_concurrent_streams: u32,
     pub(super) http2_max_header_list_size: u32,
     pub(super) http2_max_pending_accept_reset_streams: usize,
@@ -33,6 +38,9 @@ impl Default for Limits {
         Self {
             max_connections: 1024,
             idle_timeout: Duration::from_secs(30),
+            // waitress's `max_request_header_size`: room for hyper's longest
+            // request target (64 KiB, 414 past it) and headers.
+            http1_max_header_size: 256 * 1024,
             // RFC 9113 5.1.2 asks for no fewer than 100.
             http2_max_concurrent_streams: 100,
             http2_max_header_list_size: 32 * 1024,
@@ -43,8 +51,16 @@ impl Default for Limits {
     }
 }
 
+/// hyper's HTTP/1 read buffer limit, unless set: it refuses a head that
+/// is still incomplete at that size (and only then: a larger head read in
+/// one go passes, hence [`Track`]'s own check).
+const HYPER_MAX_BUF_SIZE: usize = 8192 + 4096 * 100;
+
 impl Limits {
     pub(super) fn apply(&self, builder: &mut auto::Builder<TokioExecutor>) {
+        if self.http1_max_header_size > HYPER_MAX_BUF_SIZE {
+            builder.http1().max_buf_size(self.http1_max_header_size);
+        }
         builder
             .http2()
             .max_concurrent_streams(self.http2_max_concurrent_streams)
@@ -79,6 +95,24 @@ impl Server {
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// HTTP/1: the largest request head a client may send, in bytes
+    /// (default 256 KiB, as waitress's `max_request_header_size`), counted
+    /// as the request line and a `Name: value` line per header. A larger one
+    /// is answered 431 and the connection closed, with a log line naming
+    /// the cause; the application never sees it. hyper refuses a request
+    /// target over 64 KiB (414) and more than 100 headers (431) on its own,
+    /// and HTTP/2 has [`http2_max_header_list_size`](Server::http2_max_header_list_size).
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    #[must_use]
+    pub fn http1_max_header_size(mut self, bytes: usize) -> Self {
+        assert!(bytes > 0, "http1_max_header_size must be at least 1");
+        self.limits.http1_max_header_size = bytes;
         self
     }
 
@@ -257,22 +291,37 @@ impl Drop for InFlight {
     }
 }
 
-/// Marks each request in flight from its call to the end of its response body.
+/// Marks each request in flight from its call to the end of its response
+/// body, and answers an HTTP/1 head over [`Server::http1_max_header_size`]
+/// itself.
 #[derive(Clone)]
 pub(super) struct Track<S> {
     inner: S,
     activity: Arc<Activity>,
+    remote: SocketAddr,
+    max_head: usize,
 }
 
 impl<S> Track<S> {
-    pub(super) fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+    pub(super) fn new(
+        inner: S,
+        activity: Arc<Activity>,
+        remote: SocketAddr,
+        max_head: usize,
+    ) -> Self {
+        Self {
+            inner,
+            activity,
+            remote,
+            max_head,
+        }
     }
 }
 
 impl<S, R, B> Service<Request<R>> for Track<S>
 where
     S: Service<Request<R>, Response = Response<B>>,
+    B: Body,
 {
     type Response = Response<TrackedBody<B>>;
     type Error = S::Error;
@@ -283,53 +332,107 @@ where
     }
 
     fn call(&mut self, req: Request<R>) -> Self::Future {
+        let in_flight = Some(InFlight::new(&self.activity));
         if req.version() == Version::HTTP_2 {
             self.activity.http2.store(true, Ordering::Relaxed);
+        } else if head_size(&req) > self.max_head {
+            tracing::warn!(
+                remote = %self.remote,
+                head_bytes = head_size(&req),
+                limit = self.max_head,
+                cause = super::HEAD_TOO_LARGE,
+                "rejected a malformed request"
+            );
+            return TrackedFuture::HeadTooLarge { in_flight };
         }
-        let in_flight = InFlight::new(&self.activity);
-        TrackedFuture {
+        TrackedFuture::Called {
             inner: self.inner.call(req),
-            in_flight: Some(in_flight),
+            in_flight,
         }
     }
 }
 
+/// The size of an HTTP/1 request's head as [`Server::http1_max_header_size`]
+/// counts it.
+fn head_size<R>(req: &Request<R>) -> usize {
+    // "METHOD target HTTP/1.1\r\n", then "Name: value\r\n" each, then "\r\n".
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len())
+        + req.uri().scheme_str().map_or(0, |scheme| scheme.len() + 3)
+        + req
+            .uri()
+            .authority()
+            .map_or(0, |authority| authority.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + 1 + "HTTP/1.1\r\n".len();
+    req.headers().iter().fold(line + 2, |size, (name, value)| {
+        size.saturating_add(name.as_str().len() + value.len() + 4)
+    })
+}
+
 pin_project_lite::pin_project! {
-    pub(super) struct TrackedFuture<F> {
-        #[pin]
-        inner: F,
-        in_flight: Option<InFlight>,
+    #[project = TrackedFutureProj]
+    pub(super) enum TrackedFuture<F> {
+        Called {
+            #[pin]
+            inner: F,
+            in_flight: Option<InFlight>,
+        },
+        HeadTooLarge {
+            in_flight: Option<InFlight>,
+        },
     }
 }
 
 impl<F, B, E> Future for TrackedFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
 {
     type Output = Result<Response<TrackedBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = ready!(this.inner.poll(cx))?;
-        let in_flight = this.in_flight.take();
-        Poll::Ready(Ok(response.map(|body| TrackedBody {
-            inner: body,
-            _in_flight: in_flight,
-        })))
+        match self.project() {
+            TrackedFutureProj::Called { inner, in_flight } => {
+                let response = ready!(inner.poll(cx))?;
+                let in_flight = in_flight.take();
+                Poll::Ready(Ok(response.map(|body| TrackedBody {
+                    inner: Either::Left(body),
+                    _in_flight: in_flight,
+                })))
+            }
+            TrackedFutureProj::HeadTooLarge { in_flight } => {
+                let mut response = Response::new(TrackedBody {
+                    inner: Either::Right(Empty::new()),
+                    _in_flight: in_flight.take(),
+                });
+                *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+                // As hyper answers the heads it refuses itself.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                Poll::Ready(Ok(response))
+            }
+        }
     }
 }
 
 pin_project_lite::pin_project! {
-    pub(super) struct TrackedBody<B> {
+    pub(super) struct TrackedBody<B: Body> {
         #[pin]
-        inner: B,
+        inner: Either<B, Empty<B::Data>>,
         _in_flight: Option<InFlight>,
     }
 }
 
-impl<B: Body> Body for TrackedBody<B> {
+impl<B> Body for TrackedBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     type Data = B::Data;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -344,5 +447,26 @@ impl<B: Body> Body for TrackedBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_is_counted_as_its_bytes_on_the_wire() {
+        let wire = "GET /a?b=c HTTP/1.1\r\nHost: t\r\nX-Long: abc\r\n\r\n";
+        let req = Request::get("/a?b=c")
+            .header("host", "t")
+            .header("x-long", "abc")
+            .body(())
+            .unwrap();
+        assert_eq!(head_size(&req), wire.len());
+        let proxied = Request::get("http://t:8/a").body(()).unwrap();
+        assert_eq!(
+            head_size(&proxied),
+            "GET http://t:8/a HTTP/1.1\r\n\r\n".len()
+        );
     }
 }

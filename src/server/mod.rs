@@ -215,6 +215,7 @@ impl Server {
             idle: self.limits.idle_timeout,
             header_read: self.header_read_timeout,
         };
+        let max_head = self.limits.http1_max_header_size;
         let graceful_shutdown = graceful::Shutdown::new();
         // Dropped at shutdown: handshakes still under way are abandoned.
         #[cfg(feature = "tls")]
@@ -263,7 +264,10 @@ impl Server {
                                 https: true,
                                 ..service
                             };
-                            serve_connection(&builder, stream, service, watcher, timeouts).await;
+                            serve_connection(
+                                &builder, stream, service, watcher, timeouts, max_head,
+                            )
+                            .await;
                         }
                         Err(error) => {
                             tracing::info!(%remote, %error, "TLS handshake failed");
@@ -274,7 +278,7 @@ impl Server {
             }
             tokio::spawn(async move {
                 let _permit = permit;
-                serve_connection(&builder, stream, service, watcher, timeouts).await;
+                serve_connection(&builder, stream, service, watcher, timeouts, max_head).await;
             });
         }
         drop(self.listener);
@@ -309,6 +313,7 @@ async fn serve_connection<I, S, B>(
     service: AddAddrs<S>,
     watcher: graceful::Watcher,
     timeouts: limits::Timeouts,
+    max_head: usize,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
@@ -320,7 +325,12 @@ async fn serve_connection<I, S, B>(
 {
     let remote = service.remote;
     let activity = limits::Activity::new();
-    let service = TowerToHyperService::new(limits::Track::new(service, activity.clone()));
+    let service = TowerToHyperService::new(limits::Track::new(
+        service,
+        activity.clone(),
+        remote,
+        max_head,
+    ));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::select! {
         biased;
@@ -355,6 +365,10 @@ fn log_connection_error(remote: SocketAddr, error: &(dyn std::error::Error + 'st
     }
 }
 
+/// The cause logged for a request head over the size limit (or with more
+/// than 100 headers).
+const HEAD_TOO_LARGE: &str = "the request head is too large";
+
 /// What hyper's parse error means for the client, in words.
 fn parse_cause(error: &hyper::Error) -> &'static str {
     let message = error.to_string();
@@ -366,7 +380,7 @@ fn parse_cause(error: &hyper::Error) -> &'static str {
     } else if message.starts_with("URI too long") {
         "the request target is too long"
     } else if error.is_parse_too_large() {
-        "the request head is too large"
+        HEAD_TOO_LARGE
     } else if message.starts_with("invalid HTTP header") {
         "a header line is malformed"
     } else if message.starts_with("invalid content-length") {
