@@ -97,7 +97,23 @@ struct Direct {
     body: UnsyncBoxBody<Bytes, BoxError>,
     received: u64,
     limit: Option<u64>,
-    fault: Arc<BodyFault>,
+    fault: Arc<dyn FaultHolder>,
+    /// The body said it ended, or failed: nothing is left to drain.
+    ended: bool,
+    /// Where a body dropped before its end is drained, if it is worth it
+    /// (see [`super::drain`]).
+    drain_unread: Option<tokio::runtime::Handle>,
+}
+
+impl Drop for Direct {
+    fn drop(&mut self) {
+        let Some(runtime) = self.drain_unread.take() else {
+            return;
+        };
+        if !self.is_end_stream() {
+            runtime.spawn(super::drain::drain(std::mem::take(&mut self.body)));
+        }
+    }
 }
 
 /// Bodies longer than this (or of unknown length) are read ahead.
@@ -113,6 +129,18 @@ const PREALLOCATE_AT_MOST: usize = 256 * 1024;
 /// up because of it is answered 413 or 400 rather than 500.
 #[derive(Debug, Default)]
 pub(crate) struct BodyFault(AtomicU8);
+
+/// What holds a request's [`BodyFault`]: the fault alone, or the response's
+/// shared state, so that a request with a body allocates nothing for it.
+pub(crate) trait FaultHolder: Send + Sync {
+    fn body_fault(&self) -> &BodyFault;
+}
+
+impl FaultHolder for BodyFault {
+    fn body_fault(&self) -> &BodyFault {
+        self
+    }
+}
 
 impl BodyFault {
     const TOO_LARGE: u8 = 1;
@@ -146,15 +174,25 @@ impl Input {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        Self::with_limit(body, None, Arc::default())
+        Self::with_limit(body, None, Arc::new(BodyFault::default()), false)
     }
 
-    pub(crate) fn with_limit<B>(body: B, limit: Option<u64>, fault: Arc<BodyFault>) -> Self
+    /// The input of a request the crate serves: past `limit` bytes a read
+    /// fails, and what failed is recorded in `fault`. With `drain_unread`
+    /// (see [`super::drain::is_worth_draining`]), a body dropped before its
+    /// end is read to it on the runtime, so that its connection is kept.
+    pub(crate) fn with_limit<B>(
+        body: B,
+        limit: Option<u64>,
+        fault: Arc<dyn FaultHolder>,
+        drain_unread: bool,
+    ) -> Self
     where
         B: HttpBody + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
+        let runtime = tokio::runtime::Handle::try_current().ok();
         Self {
             source: Some(BodySource {
                 frames: Frames::Direct(Direct {
@@ -162,8 +200,10 @@ impl Input {
                     received: 0,
                     limit,
                     fault,
+                    ended: false,
+                    drain_unread: runtime.clone().filter(|_| drain_unread),
                 }),
-                runtime: tokio::runtime::Handle::try_current().ok(),
+                runtime,
             }),
             buffered: Bytes::new(),
         }
@@ -356,7 +396,7 @@ impl BodySource {
 
     fn is_end_stream(&self) -> bool {
         match &self.frames {
-            Frames::Direct(direct) => direct.body.is_end_stream(),
+            Frames::Direct(direct) => direct.is_end_stream(),
             Frames::Pumped { remaining, .. } => *remaining == Some(0),
         }
     }
@@ -376,6 +416,10 @@ impl BodySource {
 }
 
 impl Direct {
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.body.is_end_stream()
+    }
+
     /// The next non-empty data frame, with the limit and fault bookkeeping
     /// shared by the blocking reader and [`InputBody`].
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
@@ -384,19 +428,23 @@ impl Direct {
             return Poll::Ready(Some(Err(over_limit(limit))));
         }
         loop {
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            let polled = ready!(Pin::new(&mut self.body).poll_frame(cx));
+            if matches!(polled, None | Some(Err(_))) {
+                self.ended = true;
+            }
+            match polled {
                 None => return Poll::Ready(None),
                 Some(Err(error)) => {
                     if is_length_limit(&*error) {
                         // A limit set by a layer in front (tower-http's
                         // `RequestBodyLimitLayer`, axum's `DefaultBodyLimit`).
-                        self.fault.set(BodyFault::TOO_LARGE);
+                        self.fault.body_fault().set(BodyFault::TOO_LARGE);
                         return Poll::Ready(Some(Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             error,
                         ))));
                     }
-                    self.fault.set(BodyFault::BROKEN);
+                    self.fault.body_fault().set(BodyFault::BROKEN);
                     return Poll::Ready(Some(Err(body_error(error))));
                 }
                 Some(Ok(frame)) => {
@@ -410,7 +458,7 @@ impl Direct {
                     self.received += data.len() as u64;
                     if let Some(limit) = self.limit {
                         if self.received > limit {
-                            self.fault.set(BodyFault::TOO_LARGE);
+                            self.fault.body_fault().set(BodyFault::TOO_LARGE);
                             return Poll::Ready(Some(Err(over_limit(limit))));
                         }
                     }
@@ -852,6 +900,7 @@ mod tests {
             Full::new(Bytes::from_static(b"0123456789")),
             Some(4),
             flag.clone(),
+            false,
         );
         let err = input.read_all().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);

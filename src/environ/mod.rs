@@ -9,6 +9,7 @@ use std::iter::Peekable;
 use std::sync::Arc;
 
 mod build;
+mod drain;
 mod errors;
 mod extensions;
 mod input;
@@ -18,9 +19,10 @@ mod views;
 use build::Received;
 pub(crate) use build::{build, EnvironError, EnvironOptions};
 
+pub(crate) use drain::is_worth_draining;
 pub use errors::ErrorStream;
 pub use extensions::{Https, LocalAddr, MountPoint, RemoteAddr};
-pub(crate) use input::{block_on, boxed_bytes_body, send_in_batches, BodyFault};
+pub(crate) use input::{block_on, boxed_bytes_body, send_in_batches, BodyFault, FaultHolder};
 pub use input::{Input, InputBody};
 pub(crate) use keys::{add_headers, header_name_of};
 use keys::{cgi_header_key, HeaderVar};

@@ -17,7 +17,7 @@ use super::body::{ResponseBody, StreamItem};
 use super::head::{self, BodyPlan, Prepared, RequestFacts};
 use super::options::{ConnectionPolicy, ResponseOptions};
 use super::reply::ReplySlot;
-use crate::environ::{BodyFault, Home, Leftovers};
+use crate::environ::{BodyFault, FaultHolder, Home, Leftovers};
 use crate::error::{self, BoxError, Error, ErrorKind};
 use crate::poison;
 
@@ -196,13 +196,19 @@ pub(crate) struct Responder {
     reply: ReplySlot,
     facts: RequestFacts,
     options: Arc<ResponseOptions>,
-    /// `None` for a request without a body: nothing can fail.
-    body_fault: Option<Arc<BodyFault>>,
+    /// What went wrong with the request body, if anything (see [`FaultHolder`]).
+    body_fault: BodyFault,
     /// Running on an async worker (inline dispatch): never block.
     inline: AtomicBool,
     /// The request's memory, from an environ dropped on an application
     /// thread, for the response future to free on the async worker.
     leftovers: Mutex<Option<Leftovers>>,
+}
+
+impl FaultHolder for Responder {
+    fn body_fault(&self) -> &BodyFault {
+        &self.body_fault
+    }
 }
 
 impl Home for Responder {
@@ -217,11 +223,7 @@ impl Responder {
         poison::lock(&self.leftovers).take()
     }
 
-    pub(crate) fn new(
-        facts: RequestFacts,
-        options: Arc<ResponseOptions>,
-        body_fault: Option<Arc<BodyFault>>,
-    ) -> Self {
+    pub(crate) fn new(facts: RequestFacts, options: Arc<ResponseOptions>) -> Self {
         Self {
             phase: Mutex::new(Phase::Before {
                 head: Head::NotStarted,
@@ -232,7 +234,7 @@ impl Responder {
             reply: ReplySlot::new(),
             facts,
             options,
-            body_fault,
+            body_fault: BodyFault::default(),
             inline: AtomicBool::new(false),
             leftovers: Mutex::new(None),
         }
@@ -523,31 +525,30 @@ impl Responder {
             Phase::Before { .. } => {
                 let is_head = self.facts.is_head;
                 let server = self.options.head.server.as_ref();
-                let outcome =
-                    if let Some(status) = self.body_fault.as_deref().and_then(BodyFault::status) {
-                        tracing::warn!(
-                            cause,
-                            status = status.as_u16(),
-                            "the request body failed (over the limit, or broken by the client); \
+                let outcome = if let Some(status) = self.body_fault.status() {
+                    tracing::warn!(
+                        cause,
+                        status = status.as_u16(),
+                        "the request body failed (over the limit, or broken by the client); \
                          answering {status}"
-                        );
-                        Outcome::Response(simple_response(status, server, is_head))
-                    } else if self.options.passthrough_errors {
-                        tracing::error!(
-                            cause,
-                            "application error before the response started (passthrough_errors)"
-                        );
-                        Outcome::Passthrough(match failure {
-                            Failure::Panic(payload) => payload,
-                            Failure::Error(_) => Box::new(format!("application error: {cause}")),
-                        })
-                    } else {
-                        tracing::error!(
-                            cause,
-                            "application error before the response started; answering 500"
-                        );
-                        Outcome::Response(internal_error(server, is_head))
-                    };
+                    );
+                    Outcome::Response(simple_response(status, server, is_head))
+                } else if self.options.passthrough_errors {
+                    tracing::error!(
+                        cause,
+                        "application error before the response started (passthrough_errors)"
+                    );
+                    Outcome::Passthrough(match failure {
+                        Failure::Panic(payload) => payload,
+                        Failure::Error(_) => Box::new(format!("application error: {cause}")),
+                    })
+                } else {
+                    tracing::error!(
+                        cause,
+                        "application error before the response started; answering 500"
+                    );
+                    Outcome::Response(internal_error(server, is_head))
+                };
                 if self.reply.send(outcome).is_err() {
                     tracing::debug!("the client was gone before the error response");
                 }
@@ -799,7 +800,7 @@ mod tests {
     }
 
     fn harness_with(facts: RequestFacts, options: ResponseOptions) -> Harness {
-        let responder = Responder::new(facts, Arc::new(options), None);
+        let responder = Responder::new(facts, Arc::new(options));
         Harness {
             responder: Arc::new(responder),
         }

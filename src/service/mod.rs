@@ -11,7 +11,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
 use crate::app::App;
-use crate::environ::{self, BodyFault, EnvironError, EnvironOptions, Input};
+use crate::environ::{self, EnvironError, EnvironOptions, FaultHolder, Input};
 use crate::error::BoxError;
 use crate::response::{
     simple_response, Failure, RequestFacts, RequestTrace, Responder, ResponseBody, ResponseFuture,
@@ -19,7 +19,6 @@ use crate::response::{
 };
 
 mod builder;
-mod drain;
 mod driver;
 mod nested;
 mod pool;
@@ -228,18 +227,15 @@ where
         let inline = shared.inline && bodiless;
         // No body (most GETs): nothing to box, read or fail, and nothing
         // allocated here to be freed on the application thread.
-        let (input, body_fault) = if bodiless {
-            (Input::from_bytes(Bytes::new()), None)
+        let responder = Arc::new(Responder::new(facts, shared.response.clone()));
+        let input = if bodiless {
+            Input::from_bytes(Bytes::new())
         } else {
-            let fault = Arc::new(BodyFault::default());
-            let limit = shared.max_request_body;
-            let input = match drain::on_drop(body, &parts) {
-                Ok(body) => Input::with_limit(body, limit, fault.clone()),
-                Err(body) => Input::with_limit(body, limit, fault.clone()),
-            };
-            (input, Some(fault))
+            // The responder records the body's fault: no allocation of its own.
+            let drain_unread = environ::is_worth_draining(&body, &parts);
+            let fault = responder.clone() as Arc<dyn FaultHolder>;
+            Input::with_limit(body, shared.max_request_body, fault, drain_unread)
         };
-        let responder = Arc::new(Responder::new(facts, shared.response.clone(), body_fault));
         let request = Accepted {
             parts,
             input,

@@ -114,7 +114,7 @@ where
         (Input::from_bytes(Bytes::new()), None)
     } else {
         let fault = Arc::new(BodyFault::default());
-        let input = Input::with_limit(body, shared.max_request_body, fault.clone());
+        let input = Input::with_limit(body, shared.max_request_body, fault.clone(), false);
         (input, Some(fault))
     };
     // The request was made on this thread (the edge's `next`): freed here too.
