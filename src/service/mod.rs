@@ -225,9 +225,9 @@ where
         // Inline, a request body would be read on the worker it waits for.
         let bodiless = body.is_end_stream();
         let inline = shared.inline && bodiless;
+        let responder = Arc::new(Responder::new(facts, shared.response.clone()));
         // No body (most GETs): nothing to box, read or fail, and nothing
         // allocated here to be freed on the application thread.
-        let responder = Arc::new(Responder::new(facts, shared.response.clone()));
         let input = if bodiless {
             Input::from_bytes(Bytes::new())
         } else {
