@@ -781,6 +781,112 @@ mod tests {
         assert!(block_on(send_in_batches(&tx, 5)).is_err());
     }
 
+    /// A body of `left` one-byte frames that never says it ended (as a
+    /// chunked body may not), counting the frames taken and the polls after
+    /// its end.
+    struct Counted {
+        left: usize,
+        declared: Option<u64>,
+        taken: Arc<std::sync::atomic::AtomicUsize>,
+        polled_after_end: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Counted {
+        fn new(left: usize, declared: Option<u64>) -> Self {
+            Self {
+                left,
+                declared,
+                taken: Arc::default(),
+                polled_after_end: Arc::default(),
+            }
+        }
+    }
+
+    impl HttpBody for Counted {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            if self.left == 0 {
+                self.polled_after_end.fetch_add(1, Ordering::SeqCst);
+                return Poll::Ready(None);
+            }
+            self.left -= 1;
+            self.taken.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            self.declared
+                .map_or_else(SizeHint::default, SizeHint::with_exact)
+        }
+    }
+
+    /// Waits up to a second for `done`, on `runtime`'s own threads.
+    fn wait_for(runtime: &tokio::runtime::Runtime, done: impl Fn() -> bool) {
+        runtime.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while !done() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    fn input_on(runtime: &tokio::runtime::Runtime, body: Counted, drain_unread: bool) -> Input {
+        let _entered = runtime.enter();
+        Input::with_limit(body, None, Arc::new(BodyFault::default()), drain_unread)
+    }
+
+    #[test]
+    fn an_input_dropped_unread_drains_its_body_only_when_asked_to() {
+        let runtime = runtime();
+        for (drain_unread, drained) in [(true, 5), (false, 0)] {
+            let body = Counted::new(5, Some(5));
+            let taken = body.taken.clone();
+            drop(input_on(&runtime, body, drain_unread));
+            wait_for(&runtime, || taken.load(Ordering::SeqCst) == 5);
+            assert_eq!(
+                taken.load(Ordering::SeqCst),
+                drained,
+                "drain_unread: {drain_unread}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_input_partly_read_drains_the_rest_and_one_read_to_its_end_drains_nothing() {
+        let runtime = runtime();
+        let body = Counted::new(5, Some(5));
+        let taken = body.taken.clone();
+        let mut input = input_on(&runtime, body, true);
+        assert_eq!(input.read_n(2).unwrap(), b"xx");
+        drop(input);
+        wait_for(&runtime, || taken.load(Ordering::SeqCst) == 5);
+        assert_eq!(taken.load(Ordering::SeqCst), 5);
+
+        // The body never says it ended: only the end it returned tells that
+        // nothing is left.
+        let body = Counted::new(3, Some(3));
+        let polled_after_end = body.polled_after_end.clone();
+        let mut input = input_on(&runtime, body, true);
+        assert_eq!(input.read_all().unwrap(), b"xxx");
+        assert_eq!(polled_after_end.load(Ordering::SeqCst), 1);
+        drop(input);
+        wait_for(&runtime, || polled_after_end.load(Ordering::SeqCst) > 1);
+        assert_eq!(polled_after_end.load(Ordering::SeqCst), 1, "drained again");
+    }
+
     /// A body that yields one frame per part, under a declared length if any.
     struct Parts(VecDeque<&'static str>, Option<u64>);
 
