@@ -201,7 +201,7 @@ impl Input {
                     limit,
                     fault,
                     ended: false,
-                    drain_unread: runtime.clone().filter(|_| drain_unread),
+                    drain_unread: runtime.as_ref().filter(|_| drain_unread).cloned(),
                 }),
                 runtime,
             }),
