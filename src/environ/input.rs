@@ -781,21 +781,20 @@ mod tests {
         assert!(block_on(send_in_batches(&tx, 5)).is_err());
     }
 
-    /// A body of `left` one-byte frames that never says it ended (as a
-    /// chunked body may not), counting the frames taken and the polls after
-    /// its end.
+    /// A body of `left` one-byte frames, its length known (so it is read
+    /// directly, not ahead), that never says it ended (as a body of a length
+    /// it does not track may not), counting the frames taken and the polls
+    /// after its end.
     struct Counted {
         left: usize,
-        declared: Option<u64>,
         taken: Arc<std::sync::atomic::AtomicUsize>,
         polled_after_end: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl Counted {
-        fn new(left: usize, declared: Option<u64>) -> Self {
+        fn new(left: usize) -> Self {
             Self {
                 left,
-                declared,
                 taken: Arc::default(),
                 polled_after_end: Arc::default(),
             }
@@ -820,8 +819,7 @@ mod tests {
         }
 
         fn size_hint(&self) -> SizeHint {
-            self.declared
-                .map_or_else(SizeHint::default, SizeHint::with_exact)
+            SizeHint::with_exact(self.left as u64)
         }
     }
 
@@ -852,7 +850,7 @@ mod tests {
     fn an_input_dropped_unread_drains_its_body_only_when_asked_to() {
         let runtime = runtime();
         for (drain_unread, drained) in [(true, 5), (false, 0)] {
-            let body = Counted::new(5, Some(5));
+            let body = Counted::new(5);
             let taken = body.taken.clone();
             drop(input_on(&runtime, body, drain_unread));
             wait_for(&runtime, || taken.load(Ordering::SeqCst) == 5);
@@ -867,7 +865,7 @@ mod tests {
     #[test]
     fn an_input_partly_read_drains_the_rest_and_one_read_to_its_end_drains_nothing() {
         let runtime = runtime();
-        let body = Counted::new(5, Some(5));
+        let body = Counted::new(5);
         let taken = body.taken.clone();
         let mut input = input_on(&runtime, body, true);
         assert_eq!(input.read_n(2).unwrap(), b"xx");
@@ -877,7 +875,7 @@ mod tests {
 
         // The body never says it ended: only the end it returned tells that
         // nothing is left.
-        let body = Counted::new(3, Some(3));
+        let body = Counted::new(3);
         let polled_after_end = body.polled_after_end.clone();
         let mut input = input_on(&runtime, body, true);
         assert_eq!(input.read_all().unwrap(), b"xxx");
