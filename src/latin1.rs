@@ -93,8 +93,16 @@ pub(crate) fn utf8_lossy(bytes: Vec<u8>) -> String {
 /// A raw (percent-encoded) path decoded to bytes, one char per byte: how
 /// `PATH_INFO`, `SCRIPT_NAME` and configured prefixes are compared.
 pub(crate) fn percent_decode(raw: &str) -> String {
-    let bytes: Cow<'_, [u8]> = percent_encoding::percent_decode_str(raw).into();
-    decode(&bytes)
+    percent_decode_cow(raw).into_owned()
+}
+
+/// As [`percent_decode`], borrowing `raw` when it holds no escape and no
+/// byte past ASCII.
+pub(crate) fn percent_decode_cow(raw: &str) -> Cow<'_, str> {
+    match percent_encoding::percent_decode_str(raw).into() {
+        Cow::Borrowed(bytes) => decode_cow(bytes),
+        Cow::Owned(bytes) => Cow::Owned(decode(&bytes)),
+    }
 }
 
 #[cfg(test)]
@@ -131,5 +139,7 @@ mod tests {
         assert_eq!(percent_decode("/%FF%2Fx"), "/\u{ff}/x");
         assert_eq!(percent_decode("/plain"), "/plain");
         assert_eq!(percent_decode("/bad%zz"), "/bad%zz");
+        assert!(matches!(percent_decode_cow("/plain"), Cow::Borrowed("/plain")));
+        assert!(matches!(percent_decode_cow("/a%20b"), Cow::Owned(_)));
     }
 }

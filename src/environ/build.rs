@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use http::{header, request, HeaderMap, Method, Version};
 use super::keys::{each_header, header_var, HeaderVar};
 use super::Home;
 use super::{
-    below_prefix, Environ, Https, Input, LocalAddr, Made, MountPoint, RemoteAddr, Text, VarSink,
+    below_prefix, Environ, Https, Input, LocalAddr, Made, MountPoint, RemoteAddr, VarSink,
 };
 use crate::latin1;
 
@@ -47,57 +48,65 @@ pub(super) struct Received {
 
 impl Received {
     pub(super) fn add_request_vars(&self, vars: &mut impl VarSink) {
-        let mut set = |key: &'static str, value: Text| {
-            vars.var(Cow::Borrowed(key), value, None);
+        // Values are lent, not given: a sink that keeps them copies them,
+        // and one that only converts them (a hosted app's dict) makes no
+        // heap string on the way.
+        let mut set = |key: &'static str, value: &str| {
+            vars.var(Cow::Borrowed(key), Cow::Borrowed(value), None);
         };
         let uri = &self.uri;
-        set("REQUEST_METHOD", method_text(&self.method));
+        set("REQUEST_METHOD", self.method.as_str());
 
         let (mount, below_mount) = uri.path().split_at(self.mount_len);
-        let path = latin1::percent_decode(below_mount);
+        let path = latin1::percent_decode_cow(below_mount);
         // `build` refused a path outside the configured script name.
         let script_name = self.options.script_name.as_str();
         let path_info = below_prefix(&path, script_name).unwrap_or(&path);
-        let script_name = if mount.is_empty() {
-            Cow::Owned(script_name.to_owned())
+        if mount.is_empty() {
+            set("SCRIPT_NAME", script_name);
         } else {
-            Cow::Owned(latin1::percent_decode(mount) + script_name)
-        };
-        set("SCRIPT_NAME", script_name);
-        set("PATH_INFO", Cow::Owned(path_info.to_owned()));
-        // Raw bytes past ASCII reach us as UTF-8 `str`s: back to one char per byte.
-        let query = match uri.query() {
-            None | Some("") => Cow::Borrowed(""),
-            Some(query) => Cow::Owned(latin1::decode(query.as_bytes())),
-        };
-        set("QUERY_STRING", query);
-
-        let raw_target = if self.absolute_form {
-            latin1::decode(uri.to_string().as_bytes())
-        } else {
-            latin1::decode(
-                uri.path_and_query()
-                    .map_or("/", |pq| pq.as_str())
-                    .as_bytes(),
-            )
-        };
-        set("REQUEST_URI", Cow::Owned(raw_target.clone()));
-        set("RAW_URI", Cow::Owned(raw_target));
-        set("SERVER_PROTOCOL", Cow::Borrowed(protocol(self.version)));
-        set(
-            "SERVER_SOFTWARE",
-            Cow::Owned(self.options.server_software.clone()),
-        );
-        let url_scheme = if self.https { "https" } else { "http" };
-        set("wsgi.url_scheme", Cow::Borrowed(url_scheme));
-
-        if let Some(addr) = self.remote {
-            set("REMOTE_ADDR", Cow::Owned(ip_text(addr.ip())));
-            set("REMOTE_PORT", Cow::Owned(addr.port().to_string()));
+            set(
+                "SCRIPT_NAME",
+                &(latin1::percent_decode_cow(mount) + script_name),
+            );
         }
-        let (server_name, server_port) = self.server_name_and_port(url_scheme);
-        set("SERVER_NAME", Cow::Owned(server_name));
-        set("SERVER_PORT", server_port);
+        set("PATH_INFO", path_info);
+        // Raw bytes past ASCII reach us as UTF-8 `str`s: back to one char per byte.
+        let query = uri.query().unwrap_or_default();
+        set("QUERY_STRING", &latin1::decode_cow(query.as_bytes()));
+
+        let absolute_target;
+        let raw_target = latin1::decode_cow(if self.absolute_form {
+            absolute_target = uri.to_string();
+            absolute_target.as_bytes()
+        } else {
+            uri.path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .as_bytes()
+        });
+        set("REQUEST_URI", &raw_target);
+        set("RAW_URI", &raw_target);
+        set("SERVER_PROTOCOL", protocol(self.version));
+        set("SERVER_SOFTWARE", &self.options.server_software);
+        let url_scheme = if self.https { "https" } else { "http" };
+        set("wsgi.url_scheme", url_scheme);
+
+        let mut text = ShortText::default();
+        if let Some(addr) = self.remote {
+            set("REMOTE_ADDR", text.ip(addr.ip()));
+            set("REMOTE_PORT", text.number(addr.port()));
+        }
+        match self.local {
+            Some(addr) => {
+                set("SERVER_NAME", text.ip(addr.ip()));
+                set("SERVER_PORT", text.number(addr.port()));
+            }
+            None => {
+                let (name, port) = self.server_name_and_port(url_scheme);
+                set("SERVER_NAME", name);
+                set("SERVER_PORT", port.map_or("", |port| text.number(port)));
+            }
+        }
     }
 
     pub(super) fn add_header_vars(&self, vars: &mut impl VarSink) {
@@ -120,24 +129,86 @@ impl Received {
         header_var(&self.headers, key)
     }
 
-    fn server_name_and_port(&self, scheme: &str) -> (String, Text) {
-        if let Some(addr) = self.local {
-            return (ip_text(addr.ip()), Cow::Owned(addr.port().to_string()));
-        }
+    /// `SERVER_NAME` and `SERVER_PORT` where the server's own address is
+    /// unknown: from the `Host` the client named, else `localhost` and the
+    /// scheme's port.
+    fn server_name_and_port(&self, scheme: &str) -> (&str, Option<u16>) {
+        let default_port = if scheme == "https" { 443 } else { 80 };
         let host = self
             .authority
             .as_deref()
             .or_else(|| self.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
-        let default_port = Cow::Borrowed(if scheme == "https" { "443" } else { "80" });
-        match host.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
-            Some(authority) => (
-                authority.host().to_owned(),
-                authority
-                    .port_u16()
-                    .map_or(default_port, |p| Cow::Owned(p.to_string())),
-            ),
-            None => ("localhost".to_owned(), default_port),
+        let Some((host, authority)) =
+            host.and_then(|h| Some((h, h.parse::<http::uri::Authority>().ok()?)))
+        else {
+            return ("localhost", Some(default_port));
+        };
+        // The host as the client spelt it: past any userinfo, before the port.
+        let start = host.rfind('@').map_or(0, |at| at + 1);
+        let name = host
+            .get(start..start + authority.host().len())
+            .unwrap_or_default();
+        (name, Some(authority.port_u16().unwrap_or(default_port)))
+    }
+}
+
+/// An address or a port written on the stack, lent to the environ's sink.
+struct ShortText {
+    /// Room for the longest IPv6 text (45 chars).
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 48],
+            len: 0,
         }
+    }
+}
+
+impl ShortText {
+    /// `ip` as `Display` writes it; IPv4, the common case, without the
+    /// formatting machinery (a tenth of the instructions).
+    fn ip(&mut self, ip: IpAddr) -> &str {
+        self.len = 0;
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut digits = itoa::Buffer::new();
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        let _ = self.write_str(".");
+                    }
+                    let _ = self.write_str(digits.format(octet));
+                }
+            }
+            // At most 45 chars, the buffer's room.
+            IpAddr::V6(v6) => {
+                let _ = write!(self, "{v6}");
+            }
+        }
+        self.as_str()
+    }
+
+    fn number(&mut self, number: u16) -> &str {
+        self.len = 0;
+        let _ = self.write_str(itoa::Buffer::new().format(number));
+        self.as_str()
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for ShortText {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.len + text.len();
+        let room = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        room.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -219,42 +290,6 @@ pub(crate) fn build(
         extensions: parts.extensions,
         home,
     })
-}
-
-/// `ip` as `Display` writes it; IPv4, the common case, without the
-/// formatting machinery (a tenth of the instructions).
-fn ip_text(ip: IpAddr) -> String {
-    let IpAddr::V4(v4) = ip else {
-        return ip.to_string();
-    };
-    let mut text = String::with_capacity(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            text.push('.');
-        }
-        if octet >= 100 {
-            text.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            text.push(char::from(b'0' + octet / 10 % 10));
-        }
-        text.push(char::from(b'0' + octet % 10));
-    }
-    text
-}
-
-fn method_text(method: &Method) -> Text {
-    let known = match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::HEAD => "HEAD",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        _ => return Cow::Owned(method.as_str().to_owned()),
-    };
-    Cow::Borrowed(known)
 }
 
 fn protocol(version: Version) -> &'static str {
@@ -580,9 +615,15 @@ mod tests {
             "192.168.100.9",
             "::1",
             "fe80::1:2",
+            "::ffff:255.255.255.255",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(ip), ip.to_string());
+            assert_eq!(ShortText::default().ip(ip), ip.to_string());
+        }
+        let mut text = ShortText::default();
+        for port in [0, 7, 10, 99, 443, 8000, 10000, 65535] {
+            assert_eq!(text.number(port), port.to_string());
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::{Mutex, TryLockError};
 use bytes::Bytes;
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
@@ -58,9 +59,11 @@ fn short_repr(obj: &Bound<'_, PyAny>) -> String {
     }
 }
 
-fn text_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+/// The text of a `str`, borrowed from the object (CPython keeps its UTF-8
+/// form), or the application's error naming `what` it got instead.
+fn text_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<PyBackedStr> {
     match obj.cast::<PyString>() {
-        Ok(s) => Ok(s.to_str()?.to_owned()),
+        Ok(s) => s.clone().try_into(),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{what} must be str, not {}: {}",
             type_name(obj),
@@ -69,7 +72,7 @@ fn text_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
     }
 }
 
-fn headers_of(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+fn headers_of(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(PyBackedStr, PyBackedStr)>> {
     let mut out = Vec::new();
     for item in headers.try_iter()? {
         let item = item?;

@@ -9,6 +9,7 @@ use http::{HeaderMap, StatusCode, Version};
 use hyper::ext::ReasonPhrase;
 
 use super::options::{ConnectionPolicy, HeadRules, HopByHop};
+use super::values;
 use crate::error::{Error, ErrorKind};
 use crate::headers;
 use crate::latin1;
@@ -195,11 +196,7 @@ where
                 }
             }
         }
-        let header_value = if value.is_ascii() {
-            HeaderValue::from_str(value).ok()
-        } else {
-            latin1::encode(value).and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
-        };
+        let header_value = latin1::encode(value).and_then(|bytes| values::header_value(&bytes));
         let header_value = header_value.ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidHeader,
@@ -226,7 +223,7 @@ where
                 Some(_) => continue,
                 None => {
                     content_length = Some(length);
-                    map.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                    map.insert(header::CONTENT_LENGTH, values::length_value(length));
                 }
             }
             continue;

@@ -11,6 +11,7 @@ mod reply;
 mod responder;
 mod start_response;
 mod trace;
+mod values;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;

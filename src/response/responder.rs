@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, Version};
+use http::{header, Response, Version};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -17,6 +17,7 @@ use super::body::{ResponseBody, StreamItem};
 use super::head::{self, BodyPlan, Prepared, RequestFacts};
 use super::options::{ConnectionPolicy, ResponseOptions};
 use super::reply::ReplySlot;
+use super::values;
 use crate::environ::{BodyFault, FaultHolder, Home, Leftovers};
 use crate::error::{self, BoxError, Error, ErrorKind};
 use crate::poison;
@@ -664,7 +665,7 @@ impl Responder {
                 let length = first.as_ref().map_or(0, |first| first.len() as u64);
                 prepared
                     .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                    .insert(header::CONTENT_LENGTH, values::length_value(length));
                 Some(length)
             }
             BodyPlan::Stream { content_length } => content_length,

@@ -72,6 +72,13 @@ impl RequestTrace {
             return;
         }
         self.ended = true;
+        let recorded = !self.span.is_disabled()
+            || !matches!(ending, Ending::Complete)
+            || tracing::enabled!(tracing::Level::DEBUG);
+        if !recorded {
+            // The usual end under an `INFO` filter: nothing reads the clock.
+            return;
+        }
         let duration_ms = self
             .started
             .map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0);
