@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(percent_decode("/%FF%2Fx"), "/\u{ff}/x");
         assert_eq!(percent_decode("/plain"), "/plain");
         assert_eq!(percent_decode("/bad%zz"), "/bad%zz");
-        assert!(matches!(percent_decode_cow("/plain"), Cow::Borrowed("/plain")));
+        assert!(matches!(
+            percent_decode_cow("/plain"),
+            Cow::Borrowed("/plain")
+        ));
         assert!(matches!(percent_decode_cow("/a%20b"), Cow::Owned(_)));
     }
 }
