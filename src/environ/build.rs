@@ -109,6 +109,10 @@ impl Received {
         }
     }
 
+    pub(super) fn into_headers(self) -> HeaderMap {
+        self.headers
+    }
+
     pub(super) fn add_header_vars(&self, vars: &mut impl VarSink) {
         each_header(&self.headers, self.options.keep_underscore_headers, vars);
         if let Some(authority) = &self.authority {

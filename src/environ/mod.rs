@@ -79,6 +79,14 @@ pub(crate) struct Leftovers {
     _extensions: http::Extensions,
 }
 
+impl Leftovers {
+    /// Frees all but the request's header map, and returns that (for a
+    /// later response to be built in).
+    pub(crate) fn into_headers(self) -> Option<http::HeaderMap> {
+        self._received.map(Received::into_headers)
+    }
+}
+
 /// Takes an environ's [`Leftovers`] for the async worker to drop.
 pub(crate) trait Home: Send + Sync {
     fn keep(&self, leftovers: Leftovers);

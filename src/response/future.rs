@@ -9,8 +9,10 @@ use http::Response;
 
 use super::answers::lost;
 use super::body::ResponseBody;
+use super::recycled;
 use super::responder::{Outcome, Responder};
 use super::trace::RequestTrace;
+use crate::environ::Leftovers;
 
 /// Response future for [`WsgiService`](crate::WsgiService).
 ///
@@ -79,7 +81,7 @@ impl Future for ResponseFuture {
             }
             Kind::Waiting(responder) => {
                 let outcome = ready!(responder.poll_reply(cx));
-                drop(responder.take_leftovers());
+                recycle(responder.take_leftovers());
                 this.kind = Kind::Ready(None);
                 match outcome {
                     Some(Outcome::Response(response)) => Poll::Ready(Ok(this.traced(response))),
@@ -101,8 +103,16 @@ impl Drop for ResponseFuture {
         if let Kind::Waiting(responder) = &self.kind {
             // The application's next write learns that the client is gone.
             drop(responder.reply_dropped());
-            drop(responder.take_leftovers());
+            recycle(responder.take_leftovers());
         }
+    }
+}
+
+/// Frees what the request left on this (the async worker's) thread, its
+/// header map kept for a later response.
+fn recycle(leftovers: Option<Leftovers>) {
+    if let Some(headers) = leftovers.and_then(Leftovers::into_headers) {
+        recycled::keep(headers);
     }
 }
 

@@ -56,18 +56,21 @@ impl Prepared {
 }
 
 /// Validates `start_response(status, headers)` and applies the response rules.
+/// The head is built in `spare_headers` when given (an empty map).
 pub(crate) fn prepare<K, V>(
     status: &str,
     headers: impl IntoIterator<Item = (K, V)>,
     facts: RequestFacts,
     rules: &HeadRules,
+    spare_headers: Option<HeaderMap>,
 ) -> Result<Prepared, Error>
 where
     K: AsRef<str>,
     V: AsRef<str>,
 {
     let (status, reason) = parse_status(status)?;
-    let (mut headers, mut content_length) = parse_headers(headers, Some(rules.hop_by_hop))?;
+    let (mut headers, mut content_length) =
+        parse_headers_into(spare_headers, headers, Some(rules.hop_by_hop))?;
     let code = status.as_u16();
 
     if code == 204 {
@@ -166,9 +169,30 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
+    parse_headers_into(None, headers, hop_by_hop)
+}
+
+/// [`parse_headers`] into `spare` (an empty map) when given.
+fn parse_headers_into<K, V>(
+    spare: Option<HeaderMap>,
+    headers: impl IntoIterator<Item = (K, V)>,
+    hop_by_hop: Option<HopByHop>,
+) -> Result<(HeaderMap, Option<u64>), Error>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
     let headers = headers.into_iter();
     // Room for the application's headers, `Server` and `Date`.
-    let mut map = HeaderMap::with_capacity(headers.size_hint().0 + 2);
+    let room = headers.size_hint().0 + 2;
+    let mut map = match spare {
+        Some(mut map) => {
+            map.clear();
+            map.reserve(room);
+            map
+        }
+        None => HeaderMap::with_capacity(room),
+    };
     let mut content_length: Option<u64> = None;
     for (name, value) in headers {
         let (name, value) = (name.as_ref(), value.as_ref());
@@ -272,6 +296,7 @@ mod tests {
             headers.iter().copied(),
             facts,
             &HeadRules::default(),
+            None,
         )
     }
 
@@ -396,13 +421,20 @@ mod tests {
             connection_policy: ConnectionPolicy::KeepAliveChunked,
             ..HeadRules::default()
         };
-        let p = prepare("200 OK", [("a", "b")], GET11, &chunked).unwrap();
+        // Built in a spare map: nothing of what it held stays.
+        let mut spare = HeaderMap::with_capacity(32);
+        spare.insert("x-stale", HeaderValue::from_static("1"));
+        let p = prepare("200 OK", [("a", "b")], GET11, &chunked, Some(spare)).unwrap();
         assert_eq!(close(&p), None);
+        assert!(!p.headers.contains_key("x-stale"));
+        assert_eq!(p.headers["a"], "b");
+        assert!(p.headers.capacity() >= 32);
         let p = prepare(
             "200 OK",
             [("a", "b")],
             facts(false, Version::HTTP_10),
             &chunked,
+            None,
         )
         .unwrap();
         assert_eq!(close(&p).as_deref(), Some("close"));
@@ -460,7 +492,7 @@ mod tests {
             server: None,
             ..HeadRules::default()
         };
-        assert!(!prepare("200 OK", [("a", "b")], GET11, &none)
+        assert!(!prepare("200 OK", [("a", "b")], GET11, &none, None)
             .unwrap()
             .headers
             .contains_key(header::SERVER));

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, Response, Version};
+use http::{header, HeaderMap, Response, Version};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -153,6 +153,9 @@ enum Phase {
         /// The body's last chunk ([`ChunkFrom::LastOfIterable`]) without a
         /// declared length, kept back until close() has run.
         last: Option<Bytes>,
+        /// An empty map for the head, from an earlier request (see
+        /// `recycled`).
+        spare_headers: Option<HeaderMap>,
     },
     /// The head went out; body chunks flow through `tx`.
     Streaming {
@@ -224,13 +227,19 @@ impl Responder {
         poison::lock(&self.leftovers).take()
     }
 
-    pub(crate) fn new(facts: RequestFacts, options: Arc<ResponseOptions>) -> Self {
+    /// `spare_headers`: an empty map to build the response head in.
+    pub(crate) fn new(
+        facts: RequestFacts,
+        options: Arc<ResponseOptions>,
+        spare_headers: Option<HeaderMap>,
+    ) -> Self {
         Self {
             phase: Mutex::new(Phase::Before {
                 head: Head::NotStarted,
                 committed: false,
                 counted: None,
                 last: None,
+                spare_headers,
             }),
             reply: ReplySlot::new(),
             facts,
@@ -296,11 +305,14 @@ impl Responder {
         V: AsRef<str>,
     {
         let mut phase = self.lock();
-        let (head, headers_sent) = match &mut *phase {
+        let (head, headers_sent, spare_headers) = match &mut *phase {
             Phase::Before {
-                head, committed, ..
-            } => (Some(head), *committed),
-            _ => (None, true),
+                head,
+                committed,
+                spare_headers,
+                ..
+            } => (Some(head), *committed, spare_headers.take()),
+            _ => (None, true, None),
         };
         let started = head
             .as_ref()
@@ -322,7 +334,13 @@ impl Responder {
             }
             _ => {}
         }
-        let prepared = head::prepare(status, headers, self.facts, &self.options.head);
+        let prepared = head::prepare(
+            status,
+            headers,
+            self.facts,
+            &self.options.head,
+            spare_headers,
+        );
         let Some(head) = head else {
             // Unreachable: outside `Before` the headers count as sent.
             return prepared.map(drop);
@@ -597,6 +615,7 @@ impl Responder {
                     committed,
                     counted: None,
                     last: None,
+                    spare_headers: None,
                 };
                 let _ = self.emit(guard, Some(held), Then::End);
             }
@@ -801,7 +820,7 @@ mod tests {
     }
 
     fn harness_with(facts: RequestFacts, options: ResponseOptions) -> Harness {
-        let responder = Responder::new(facts, Arc::new(options));
+        let responder = Responder::new(facts, Arc::new(options), None);
         Harness {
             responder: Arc::new(responder),
         }

@@ -225,7 +225,18 @@ where
         // Inline, a request body would be read on the worker it waits for.
         let bodiless = body.is_end_stream();
         let inline = shared.inline && bodiless;
-        let responder = Arc::new(Responder::new(facts, shared.response.clone()));
+        // Off the worker, the head is built in a map this worker freed
+        // (see `crate::response::recycled_headers`).
+        let spare_headers = if inline {
+            None
+        } else {
+            crate::response::recycled_headers()
+        };
+        let responder = Arc::new(Responder::new(
+            facts,
+            shared.response.clone(),
+            spare_headers,
+        ));
         // No body (most GETs): nothing to box, read or fail, and nothing
         // allocated here to be freed on the application thread.
         let input = if bodiless {
