@@ -160,6 +160,53 @@ fn rule15_non_ascii_script_name_matches_the_decoded_path() {
     }
 }
 
+#[test]
+fn rule12_a_request_sees_only_its_own_connection_and_extensions() {
+    // The server reuses a finished request's extensions for the next request
+    // on its worker (one worker here, so every request shares them): nothing
+    // of the earlier request may show, neither what a layer inserted nor the
+    // earlier connection's address.
+    #[derive(Clone)]
+    struct Marked;
+    let app = WsgiService::new(app_fn(|environ, start_response| {
+        let body = format!(
+            "{} {}",
+            environ.get("REMOTE_PORT").unwrap_or("-"),
+            environ.extensions().get::<Marked>().is_some()
+        );
+        start_response.start("200 OK", [("Content-Length", body.len().to_string())])?;
+        Ok(body.into())
+    }));
+    let service = tower::ServiceBuilder::new()
+        .map_request(|mut request: http::Request<hyper::body::Incoming>| {
+            if request.uri().path() == "/mark" {
+                request.extensions_mut().insert(Marked);
+            }
+            request
+        })
+        .service(app);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = support::serve_with(runtime, service, |server| server);
+    let mut conns: Vec<Conn> = (0..3).map(|_| server.connect()).collect();
+    for round in 0..20 {
+        for (i, conn) in conns.iter_mut().enumerate() {
+            let mark = (round + i) % 2 == 0;
+            let path = if mark { "/mark" } else { "/plain" };
+            conn.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+            let port = conn.stream().local_addr().unwrap().port();
+            assert_eq!(
+                conn.read_response(false).body_str(),
+                format!("{port} {mark}"),
+                "round {round}, connection {i}"
+            );
+        }
+    }
+}
+
 // ----- Rule 13: wsgi.input -----
 
 fn input_server(builder: Builder) -> support::TestServer {

@@ -75,15 +75,15 @@ pub struct Environ {
 /// by hyper on an async worker), handed back to be freed there: glibc's
 /// malloc makes a free on another thread costly (arena locks).
 pub(crate) struct Leftovers {
-    _received: Option<Received>,
-    _extensions: http::Extensions,
+    received: Option<Received>,
+    extensions: http::Extensions,
 }
 
 impl Leftovers {
-    /// Frees all but the request's header map, and returns that (for a
-    /// later response to be built in).
-    pub(crate) fn into_headers(self) -> Option<http::HeaderMap> {
-        self._received.map(Received::into_headers)
+    /// Frees all but the request's header map and extensions, and returns
+    /// those (for later requests to reuse).
+    pub(crate) fn into_reusable(self) -> (Option<http::HeaderMap>, http::Extensions) {
+        (self.received.map(Received::into_headers), self.extensions)
     }
 }
 
@@ -96,8 +96,8 @@ impl Drop for Environ {
     fn drop(&mut self) {
         if let Some(home) = self.home.take() {
             home.keep(Leftovers {
-                _received: self.received.take(),
-                _extensions: std::mem::take(&mut self.extensions),
+                received: self.received.take(),
+                extensions: std::mem::take(&mut self.extensions),
             });
         }
     }

@@ -9,7 +9,6 @@ use http::Response;
 
 use super::answers::lost;
 use super::body::ResponseBody;
-use super::recycled;
 use super::responder::{Outcome, Responder};
 use super::trace::RequestTrace;
 use crate::environ::Leftovers;
@@ -109,11 +108,16 @@ impl Drop for ResponseFuture {
 }
 
 /// Frees what the request left on this (the async worker's) thread, its
-/// header map kept for a later response.
+/// header map and extensions kept for later requests.
 fn recycle(leftovers: Option<Leftovers>) {
-    if let Some(headers) = leftovers.and_then(Leftovers::into_headers) {
-        recycled::keep(headers);
+    let Some(leftovers) = leftovers else {
+        return;
+    };
+    let (headers, extensions) = leftovers.into_reusable();
+    if let Some(headers) = headers {
+        crate::recycled::keep_headers(headers);
     }
+    crate::recycled::keep_extensions(extensions);
 }
 
 impl fmt::Debug for ResponseFuture {

@@ -85,8 +85,9 @@ pub(crate) enum ChunkFrom {
 
 /// What `start_response` left for the head.
 enum Head {
-    /// Not called yet.
-    NotStarted,
+    /// Not called yet. Holds the empty map the head will be built in, when
+    /// one was kept from an earlier request (see `crate::recycled`).
+    NotStarted(Option<HeaderMap>),
     /// Called, and the head passed every rule.
     Set(Prepared),
     /// Called, and refused: the error stands in for the head if a body
@@ -153,9 +154,6 @@ enum Phase {
         /// The body's last chunk ([`ChunkFrom::LastOfIterable`]) without a
         /// declared length, kept back until close() has run.
         last: Option<Bytes>,
-        /// An empty map for the head, from an earlier request (see
-        /// `recycled`).
-        spare_headers: Option<HeaderMap>,
     },
     /// The head went out; body chunks flow through `tx`.
     Streaming {
@@ -184,7 +182,7 @@ impl Phase {
 
 /// The error that stands in for a missing or invalid `start_response`.
 fn missing_start(head: &mut Head) -> Error {
-    match std::mem::replace(head, Head::NotStarted) {
+    match std::mem::replace(head, Head::NotStarted(None)) {
         Head::Invalid(error) => error,
         _ => Error::new(
             ErrorKind::StartResponseNotCalled,
@@ -235,11 +233,10 @@ impl Responder {
     ) -> Self {
         Self {
             phase: Mutex::new(Phase::Before {
-                head: Head::NotStarted,
+                head: Head::NotStarted(spare_headers),
                 committed: false,
                 counted: None,
                 last: None,
-                spare_headers,
             }),
             reply: ReplySlot::new(),
             facts,
@@ -305,18 +302,15 @@ impl Responder {
         V: AsRef<str>,
     {
         let mut phase = self.lock();
-        let (head, headers_sent, spare_headers) = match &mut *phase {
+        let (mut head, headers_sent) = match &mut *phase {
             Phase::Before {
-                head,
-                committed,
-                spare_headers,
-                ..
-            } => (Some(head), *committed, spare_headers.take()),
-            _ => (None, true, None),
+                head, committed, ..
+            } => (Some(head), *committed),
+            _ => (None, true),
         };
         let started = head
             .as_ref()
-            .is_none_or(|head| !matches!(head, Head::NotStarted));
+            .is_none_or(|head| !matches!(head, Head::NotStarted(_)));
         match exc_info {
             Some(exc_info) if headers_sent => {
                 let message = format!(
@@ -334,6 +328,10 @@ impl Responder {
             }
             _ => {}
         }
+        let spare_headers = match head.as_deref_mut() {
+            Some(Head::NotStarted(spare)) => spare.take(),
+            _ => None,
+        };
         let prepared = head::prepare(
             status,
             headers,
@@ -615,7 +613,6 @@ impl Responder {
                     committed,
                     counted: None,
                     last: None,
-                    spare_headers: None,
                 };
                 let _ = self.emit(guard, Some(held), Then::End);
             }

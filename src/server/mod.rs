@@ -421,6 +421,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if req.extensions().is_empty() {
+            // The room of a finished request's (see `crate::recycled`).
+            if let Some(spare) = crate::recycled::extensions() {
+                *req.extensions_mut() = spare;
+            }
+        }
         req.extensions_mut().insert(RemoteAddr(self.remote));
         req.extensions_mut().insert(LocalAddr(self.local));
         if self.https {

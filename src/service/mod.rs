@@ -226,11 +226,11 @@ where
         let bodiless = body.is_end_stream();
         let inline = shared.inline && bodiless;
         // Off the worker, the head is built in a map this worker freed
-        // (see `crate::response::recycled_headers`).
+        // (see `crate::recycled`).
         let spare_headers = if inline {
             None
         } else {
-            crate::response::recycled_headers()
+            crate::recycled::headers()
         };
         let responder = Arc::new(Responder::new(
             facts,
