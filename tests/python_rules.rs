@@ -238,6 +238,32 @@ fn each_request_sees_its_own_environ_values() {
     joined.sort_unstable();
     assert_eq!(joined, ["d", "u"], "one key for two spellings, joined");
 
+    // Keys are first looked for where they came the time before: the same
+    // names in another order, one left out, then the first order again
+    // (underscores dropped, so each name is set once, through that path).
+    let plain = support::serve(
+        Builder::new()
+            .connection_policy(tower_wsgi::ConnectionPolicy::KeepAliveChunked)
+            .build(app()),
+    );
+    let mut plain_conn = Conn::open(plain.addr);
+    let ordered = "GET /env HTTP/1.1\r\nHost: h\r\nX-One: 1\r\nX-Two: 2\r\nX-Three: 3\r\n\r\n";
+    for (request, expected) in [
+        (ordered, [Some("1"), Some("2"), Some("3")]),
+        (
+            "GET /env HTTP/1.1\r\nX-Three: c\r\nHost: h\r\nX-One: a\r\n\r\n",
+            [Some("a"), None, Some("c")],
+        ),
+        (ordered, [Some("1"), Some("2"), Some("3")]),
+    ] {
+        plain_conn.send(request.as_bytes());
+        let seen = env_of(&plain_conn.read_response(false));
+        let values = ["HTTP_X_ONE", "HTTP_X_TWO", "HTTP_X_THREE"]
+            .map(|key| seen.get(key).map(String::as_str));
+        assert_eq!(values, expected, "{request}");
+        assert_eq!(seen["HTTP_HOST"], "h");
+    }
+
     // More header names than the environ remembers keys for.
     for round in 0..4 {
         let mut request = String::from("GET /env HTTP/1.1\r\nHost: h\r\n");

@@ -5,6 +5,9 @@
 //! key objects made once per service, and a value equal to the one the same
 //! key had last time given the same (immutable) `str` object again: most
 //! requests repeat most values (`SERVER_NAME`, `HTTP_HOST`, the protocol).
+//! Requests also repeat the order of their keys, so each key is first looked
+//! for where it came in the request before, and hashed only when it is not
+//! there.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -30,11 +33,53 @@ pub(crate) struct Shared {
     input: Py<PyString>,
     errors: Py<PyString>,
     input_terminated: Py<PyString>,
-    keys: Mutex<HashMap<Box<str>, Slot, BuildHasherDefault<KeyHasher>>>,
+    keys: Mutex<Keys>,
 }
 
-/// A key's `str`, and the value it had last.
+/// The keys of earlier requests.
+#[derive(Default)]
+struct Keys {
+    slots: Vec<Slot>,
+    /// Each slot's index, by its name.
+    index: HashMap<Box<str>, usize, BuildHasherDefault<KeyHasher>>,
+    /// The slots in the order the last request's keys came (by index).
+    order: Vec<usize>,
+}
+
+impl Keys {
+    /// The slot of the `position`th key of a request, `name`; `None` when
+    /// it is new and [`MAX_KEYS`] are kept already.
+    fn slot(&mut self, py: Python<'_>, position: usize, name: &str) -> Option<&mut Slot> {
+        if let Some(&at) = self.order.get(position) {
+            if *self.slots[at].name == *name {
+                return Some(&mut self.slots[at]);
+            }
+        }
+        let at = match self.index.get(name) {
+            Some(&at) => at,
+            None if self.slots.len() < MAX_KEYS => {
+                self.slots.push(Slot {
+                    name: name.into(),
+                    key: PyString::intern(py, name).unbind(),
+                    last: None,
+                });
+                self.index.insert(name.into(), self.slots.len() - 1);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        if position < self.order.len() {
+            self.order[position] = at;
+        } else if position == self.order.len() && position < MAX_KEYS {
+            self.order.push(at);
+        }
+        Some(&mut self.slots[at])
+    }
+}
+
+/// A key's name and `str`, and the value it had last.
 struct Slot {
+    name: Box<str>,
     key: Py<PyString>,
     last: Option<Py<PyString>>,
 }
@@ -52,7 +97,7 @@ impl Shared {
             input: PyString::intern(py, "wsgi.input").unbind(),
             errors: PyString::intern(py, "wsgi.errors").unbind(),
             input_terminated: PyString::intern(py, "wsgi.input_terminated").unbind(),
-            keys: Mutex::new(HashMap::default()),
+            keys: Mutex::new(Keys::default()),
         })
     }
 
@@ -71,6 +116,7 @@ impl Shared {
                 py,
                 dict: &dict,
                 keys: &mut keys,
+                position: 0,
                 failed: None,
             };
             environ.each_var(&mut sink);
@@ -91,14 +137,22 @@ impl Shared {
 struct Sink<'a, 'py> {
     py: Python<'py>,
     dict: &'a Bound<'py, PyDict>,
-    keys: &'a mut HashMap<Box<str>, Slot, BuildHasherDefault<KeyHasher>>,
+    keys: &'a mut Keys,
+    /// How many keys came before this one.
+    position: usize,
     failed: Option<PyErr>,
 }
 
 impl Sink<'_, '_> {
     fn set(&mut self, key: &str, value: &str, join: Option<&str>) -> PyResult<()> {
         let py = self.py;
-        if join.is_some() || self.keys.len() >= MAX_KEYS && !self.keys.contains_key(key) {
+        let position = self.position;
+        self.position += 1;
+        let slot = match join {
+            None => self.keys.slot(py, position, key),
+            Some(_) => None,
+        };
+        let Some(slot) = slot else {
             // A key spelt two ways, or one past the bound: the plain way.
             let key = PyString::new(py, key);
             let value = match (join, self.dict.get_item(&key)?) {
@@ -109,13 +163,6 @@ impl Sink<'_, '_> {
                 _ => PyString::new(py, value),
             };
             return self.dict.set_item(key, value);
-        }
-        let slot = match self.keys.get_mut(key) {
-            Some(slot) => slot,
-            None => self.keys.entry(key.into()).or_insert(Slot {
-                key: PyString::intern(py, key).unbind(),
-                last: None,
-            }),
         };
         if let Some(last) = &slot.last {
             if last.bind(py).to_str().ok() == Some(value) {
