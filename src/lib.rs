@@ -362,6 +362,7 @@ mod app;
 mod body;
 pub mod environ;
 mod error;
+mod fnv;
 mod headers;
 pub mod latin1;
 pub mod middleware;

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
@@ -41,7 +41,7 @@ pub(crate) struct Shared {
 struct Keys {
     slots: Vec<Slot>,
     /// Each slot's index, by its name.
-    index: HashMap<Box<str>, usize, BuildHasherDefault<KeyHasher>>,
+    index: HashMap<Box<str>, usize, BuildHasherDefault<crate::fnv::Fnv1a>>,
     /// The slots in the order the last request's keys came (by index).
     order: Vec<usize>,
 }
@@ -183,27 +183,5 @@ impl VarSink for Sink<'_, '_> {
         if let Err(err) = self.set(&key, &value, join) {
             self.failed = Some(err);
         }
-    }
-}
-
-/// FNV-1a over the key's bytes: keys are short, and a cache miss costs
-/// only a new `str`, so a DoS-resistant hash buys nothing here.
-struct KeyHasher(u64);
-
-impl Default for KeyHasher {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }

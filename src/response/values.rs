@@ -52,12 +52,9 @@ pub(crate) fn length_value(length: u64) -> HeaderValue {
     header_value(digits.format(length).as_bytes()).unwrap_or_else(|| HeaderValue::from(length))
 }
 
-/// FNV-1a: values are short, and a collision costs one allocation.
+/// Values are short, and a collision costs one allocation.
 fn slot_of(bytes: &[u8]) -> usize {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash % SLOTS as u64) as usize
+    (crate::fnv::hash(bytes) % SLOTS as u64) as usize
 }
 
 /// A short value's bytes, held inline: one allocation with the count
