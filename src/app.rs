@@ -1,6 +1,7 @@
 //! The legacy-app interface: `app(environ, start_response) -> body`.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use crate::body::AppBody;
@@ -73,6 +74,22 @@ pub trait App: Send + Sync + 'static {
     fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
         thread()
     }
+
+    /// How many of its requests this application can compute at the same
+    /// time, if fewer than the machine's cores (default `None`: no limit of
+    /// its own).
+    ///
+    /// A service's own pool starts one thread per core at once, and more
+    /// only for requests that block. An application that computes one
+    /// request at a time however many threads run it (an interpreter with a
+    /// global lock, as CPython's GIL) answers `Some(1)`: the pool then keeps
+    /// a single thread at work, and adds threads only while the ones at work
+    /// block (a request that sleeps or waits for I/O lets the lock go), since
+    /// a second thread that computes would only take turns with the first.
+    /// A shared [`ThreadPool`](crate::ThreadPool) keeps its own settings.
+    fn parallelism(&self) -> Option<NonZeroUsize> {
+        None
+    }
 }
 
 impl<F> App for F
@@ -95,6 +112,10 @@ impl<A: App + ?Sized> App for Arc<A> {
 
     fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
         (**self).run_thread(thread)
+    }
+
+    fn parallelism(&self) -> Option<NonZeroUsize> {
+        (**self).parallelism()
     }
 }
 

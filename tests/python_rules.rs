@@ -307,6 +307,29 @@ fn threads_keep_their_python_thread_state() {
 }
 
 #[test]
+fn python_that_computes_runs_on_one_thread_at_a_time() {
+    // Under the GIL a second thread only takes turns with the first: the
+    // pool keeps one at work, where an app without a limit gets a thread
+    // per core at once (CI has two). Requests that come together each
+    // compute for a millisecond, far under the time slice after which the
+    // pool would add a thread for a long computation.
+    use tower_wsgi::App;
+    assert_eq!(app().parallelism(), std::num::NonZeroUsize::new(1));
+    let server = support::serve(Builder::new().max_threads(8).build(app()));
+    for round in 0..3 {
+        let mut conns: Vec<Conn> = (0..6).map(|_| server.connect()).collect();
+        for conn in &mut conns {
+            conn.send(b"GET /thread HTTP/1.1\r\nHost: t\r\n\r\n");
+        }
+        let threads: std::collections::BTreeSet<String> = conns
+            .iter_mut()
+            .map(|conn| conn.read_response(false).body_str())
+            .collect();
+        assert_eq!(threads.len(), 1, "round {round}: computed on {threads:?}");
+    }
+}
+
+#[test]
 fn an_idle_thread_ends_after_the_idle_thread_timeout_with_its_state() {
     let server = support::serve(
         Builder::new()
@@ -348,6 +371,27 @@ fn wrappers_pass_the_thread_hooks_on() {
     let server = support::serve(Builder::new().max_threads(1).build(wrapped));
     let hits: Vec<String> = (0..2).map(|_| server.get("/local").body_str()).collect();
     assert_eq!(hits, ["1", "2"], "behind a MiddlewareApp");
+
+    use tower_wsgi::App;
+    let one = std::num::NonZeroUsize::new(1);
+    let passing = tower_wsgi::middleware::from_fn(|environ, start_response, next| {
+        next.call(environ, start_response)
+    });
+    let wrapped = tower_wsgi::middleware::MiddlewareApp::new(passing, app());
+    assert_eq!(wrapped.parallelism(), one, "a MiddlewareApp passes it on");
+    let behind_proxies = tower_wsgi::middleware::ProxyFix::new(app());
+    assert_eq!(behind_proxies.parallelism(), one, "and ProxyFix");
+    let pythons = tower_wsgi::middleware::Dispatcher::new(app()).mount("/py", app());
+    assert_eq!(
+        pythons.parallelism(),
+        one,
+        "as does a Dispatcher of Python apps"
+    );
+    assert_eq!(
+        dispatcher().parallelism(),
+        None,
+        "a Rust app beside one may compute on every core"
+    );
 }
 
 #[test]

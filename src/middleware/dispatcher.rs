@@ -2,6 +2,7 @@
 //! Werkzeug's `DispatcherMiddleware`.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use crate::app::App;
@@ -116,6 +117,13 @@ impl App for Dispatcher {
         // Any of the apps may run on this thread: each wraps it in turn.
         let apps: Vec<&Arc<dyn App>> = self.apps().collect();
         nest_threads(&apps, thread);
+    }
+
+    fn parallelism(&self) -> Option<NonZeroUsize> {
+        // As many as the least limited app can use: any app may get the thread.
+        self.apps()
+            .map(|app| app.parallelism())
+            .try_fold(NonZeroUsize::MIN, |most, limit| limit.map(|l| most.max(l)))
     }
 }
 

@@ -170,6 +170,10 @@ impl<M: Middleware> App for MiddlewareApp<M> {
     fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
         self.next.run_thread(thread)
     }
+
+    fn parallelism(&self) -> Option<std::num::NonZeroUsize> {
+        self.next.parallelism()
+    }
 }
 
 impl<M: fmt::Debug> fmt::Debug for MiddlewareApp<M> {

@@ -110,6 +110,13 @@ impl App for Next {
             NextInner::Service(_) => thread(),
         }
     }
+
+    fn parallelism(&self) -> Option<std::num::NonZeroUsize> {
+        match &self.inner {
+            NextInner::App(app) => app.parallelism(),
+            NextInner::Service(_) => None,
+        }
+    }
 }
 
 impl fmt::Debug for Next {

@@ -62,6 +62,13 @@
 //! that called the application, so thread-locals and `contextvars` hold
 //! (Flask's `stream_with_context`).
 //!
+//! Under the GIL, two threads running Python only take turns, so the
+//! service's pool keeps one application thread at work however many cores
+//! there are (a `PyApp`'s [`App::parallelism`] is 1; on a free-threaded
+//! build without the GIL it has none), and starts more only while the ones
+//! at work wait with the GIL released, or after a time slice of a long
+//! computation, so a slow request does not hold up every short one behind it.
+//!
 //! The pool's defaults suit an application that computes. For long I/O-bound
 //! requests (slow upstreams, `time.sleep`, long polling) raise
 //! [`Builder::max_threads`] to the number of requests you want in flight
@@ -102,6 +109,7 @@
 //! `site-packages` go before the interpreter's own.
 //!
 //! [`App`]: crate::App
+//! [`App::parallelism`]: crate::App::parallelism
 //! [`WsgiService`]: crate::WsgiService
 //! [`Builder`]: crate::Builder
 //! [`Builder::inline`]: crate::Builder::inline
@@ -117,6 +125,7 @@ mod objects;
 
 use std::ffi::CString;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
@@ -146,6 +155,9 @@ pub struct PyApp {
     app: Py<PyAny>,
     environ: environ::Shared,
     name: String,
+    /// The interpreter runs one thread at a time (not a free-threaded
+    /// build, or one that turned its GIL back on).
+    gil: bool,
 }
 
 impl PyApp {
@@ -168,7 +180,12 @@ impl PyApp {
             .repr()
             .map_or_else(|_| "<app>".to_owned(), |r| r.to_string());
         let environ = environ::Shared::new(py).map_err(|err| PythonError::from_py(py, &err))?;
-        Ok(Self { app, environ, name })
+        Ok(Self {
+            app,
+            environ,
+            name,
+            gil: gil_enabled(py),
+        })
     }
 
     /// The callable.
@@ -200,6 +217,27 @@ impl App for PyApp {
         // Attached once for the thread's life; detached at once, so the GIL
         // is held only inside a request's calls into Python.
         Python::attach(|py| py.detach(thread));
+    }
+
+    fn parallelism(&self) -> Option<NonZeroUsize> {
+        // Under the GIL a second thread that computes only takes turns with
+        // the first; threads for requests that wait still come.
+        self.gil.then_some(NonZeroUsize::MIN)
+    }
+}
+
+/// Whether the interpreter has a GIL: `sys._is_gil_enabled()` where it
+/// exists (3.13 and later), and always before.
+fn gil_enabled(py: Python<'_>) -> bool {
+    let Ok(sys) = py.import("sys") else {
+        return true;
+    };
+    match sys.getattr("_is_gil_enabled") {
+        Ok(is_enabled) => is_enabled
+            .call0()
+            .and_then(|enabled| enabled.extract::<bool>())
+            .unwrap_or(true),
+        Err(_) => true,
     }
 }
 

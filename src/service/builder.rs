@@ -1,5 +1,6 @@
 //! [`Builder`]: a [`WsgiService`] with options other than the defaults.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -84,8 +85,13 @@ impl Options {
     }
 
     /// The shared pool, or a pool of the service's own whose threads run
-    /// inside `thread_body`.
-    pub(crate) fn pool(&self, thread_body: ThreadBody) -> ThreadPool {
+    /// inside `thread_body`, for an app that computes at most `parallelism`
+    /// requests at once.
+    pub(crate) fn pool(
+        &self,
+        thread_body: ThreadBody,
+        parallelism: Option<NonZeroUsize>,
+    ) -> ThreadPool {
         match &self.shared_pool {
             Some(pool) => pool.clone(),
             None => ThreadPool::with_thread_body(
@@ -93,6 +99,7 @@ impl Options {
                 self.max_queue,
                 self.idle_thread_timeout,
                 Some(thread_body),
+                parallelism,
             ),
         }
     }

@@ -82,6 +82,7 @@ impl<A: App> WsgiService<A> {
         let app = Arc::new(app);
         let thread_app = app.clone();
         let thread_body: ThreadBody = Arc::new(move |thread| thread_app.run_thread(thread));
+        let pool = options.pool(thread_body, app.parallelism());
         Self {
             app,
             shared: Arc::new(Shared {
@@ -91,7 +92,7 @@ impl<A: App> WsgiService<A> {
                 inline: options.inline,
                 join_edge,
                 lenient_requests: options.lenient_requests,
-                pool: options.pool(thread_body),
+                pool,
                 #[cfg(feature = "axum")]
                 warned_unmounted_nest: std::sync::atomic::AtomicBool::new(false),
             }),

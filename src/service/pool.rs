@@ -1,7 +1,9 @@
 //! A bounded pool of application threads: threads start on demand up to a
 //! maximum, idle ones end after a while, and a full queue refuses work.
 //!
-//! Growth is eager only up to the number of cores. Past that a job waits in
+//! Growth is eager only up to the number of cores (fewer for an application
+//! that computes fewer requests at once, such as a hosted Python app under
+//! its GIL: see [`App::parallelism`](crate::App::parallelism)). Past that a job waits in
 //! the queue, and a new thread starts only when no queued job has started
 //! for [`GROW_AFTER`] and the threads at work are blocked, or for
 //! [`GROW_WHILE_RUNNING`] if one of them is running (or ready to, waiting
@@ -19,6 +21,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -82,7 +85,8 @@ struct Shared {
     max_queue: usize,
     /// How long an idle thread waits for work before it ends.
     idle_timeout: Duration,
-    /// Threads started at once, without waiting: one per core.
+    /// Threads started at once, without waiting: one per core, or as many
+    /// as the application can compute with at once if that is fewer.
     eager_threads: usize,
     /// Only ever called on the pool's own threads, which catch every job's
     /// panic themselves: it takes nothing from the pool's unwind safety.
@@ -159,18 +163,21 @@ pub(crate) enum Refused {
 impl Pool {
     #[cfg(test)]
     pub(crate) fn new(max_threads: usize, max_queue: usize) -> Self {
-        Self::with_thread_body(max_threads, max_queue, IDLE_TIMEOUT, None)
+        Self::with_thread_body(max_threads, max_queue, IDLE_TIMEOUT, None, None)
     }
 
     /// A pool whose threads each run their loop inside `thread_body`, and
-    /// end after `idle_timeout` without work.
+    /// end after `idle_timeout` without work, for jobs of which at most
+    /// `parallelism` can compute at once (`None`: one per core).
     pub(crate) fn with_thread_body(
         max_threads: usize,
         max_queue: usize,
         idle_timeout: Duration,
         thread_body: Option<ThreadBody>,
+        parallelism: Option<NonZeroUsize>,
     ) -> Self {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let eager_threads = parallelism.map_or(cores, |most| most.get().min(cores));
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -192,7 +199,7 @@ impl Pool {
                 max_threads,
                 max_queue,
                 idle_timeout,
-                eager_threads: cores.min(max_threads),
+                eager_threads: eager_threads.min(max_threads),
                 thread_body: thread_body.map(AssertUnwindSafe),
                 #[cfg(test)]
                 starved_idle: Duration::ZERO,
@@ -666,15 +673,17 @@ impl ThreadPool {
     /// (a hosted Python app keeps its interpreter thread state) is better
     /// served by a pool of its own.
     pub fn new(max_threads: usize, max_queue: usize) -> Self {
-        Self::with_thread_body(max_threads, max_queue, IDLE_TIMEOUT, None)
+        Self::with_thread_body(max_threads, max_queue, IDLE_TIMEOUT, None, None)
     }
 
-    /// A pool whose threads each run their loop inside `thread_body`.
+    /// A pool whose threads each run their loop inside `thread_body`, for
+    /// jobs of which at most `parallelism` can compute at once.
     pub(crate) fn with_thread_body(
         max_threads: usize,
         max_queue: usize,
         idle_timeout: Duration,
         thread_body: Option<ThreadBody>,
+        parallelism: Option<NonZeroUsize>,
     ) -> Self {
         assert!(max_threads > 0, "a thread pool needs at least one thread");
         Self {
@@ -683,6 +692,7 @@ impl ThreadPool {
                 max_queue,
                 idle_timeout,
                 thread_body,
+                parallelism,
             )),
         }
     }
@@ -746,7 +756,7 @@ mod tests {
 
     #[test]
     fn idle_threads_end_after_the_idle_timeout() {
-        let pool = Pool::with_thread_body(4, 16, Duration::from_millis(100), None);
+        let pool = Pool::with_thread_body(4, 16, Duration::from_millis(100), None, None);
         run_jobs_that_wait_for_each_other(&pool, 4);
         assert_eq!(pool.threads(), 4);
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -959,6 +969,30 @@ mod tests {
     }
 
     #[test]
+    fn one_computation_at_a_time_keeps_one_thread_at_work() {
+        // An app under a global lock: a job queued behind one that computes
+        // waits for the time slice, where a pool of one thread per core
+        // (two or more cores, as on CI) would start it on a second thread
+        // at once.
+        let pool = Pool::with_thread_body(4, 64, IDLE_TIMEOUT, None, NonZeroUsize::new(1));
+        let compute_for = Duration::from_millis(400);
+        let waited = wait_behind_computations(&pool, 1, compute_for);
+        assert!(
+            waited >= GROW_WHILE_RUNNING / 2,
+            "a second thread started after {waited:?} while the first computed"
+        );
+        assert!(waited < compute_for, "it waited for the computation to end");
+    }
+
+    #[test]
+    fn one_computation_at_a_time_still_gets_threads_for_jobs_that_block() {
+        let jobs = 4;
+        let pool = Pool::with_thread_body(jobs, 64, IDLE_TIMEOUT, None, NonZeroUsize::new(1));
+        run_jobs_that_wait_for_each_other(&pool, jobs);
+        assert_eq!(pool.threads(), jobs);
+    }
+
+    #[test]
     fn blocked_jobs_get_threads_beyond_the_cores() {
         // Eight jobs that each wait for all eight: they finish only if the
         // pool grows past its eager threads while they block.
@@ -968,8 +1002,6 @@ mod tests {
         assert_eq!(pool.threads(), jobs);
     }
 
-    /// Submits `jobs` jobs that each wait until all of them have started,
-    /// and waits for them: they finish only on as many threads.
     /// Starts `threads` jobs that compute for `compute_for`, then queues one
     /// more: how long it waited to start.
     fn wait_behind_computations(pool: &Pool, threads: usize, compute_for: Duration) -> Duration {
@@ -1003,6 +1035,8 @@ mod tests {
         rx.recv_timeout(Duration::from_secs(5)).unwrap()
     }
 
+    /// Submits `jobs` jobs that each wait until all of them have started,
+    /// and waits for them: they finish only on as many threads.
     fn run_jobs_that_wait_for_each_other(pool: &Pool, jobs: usize) {
         let arrived = Arc::new((Mutex::new(0), Condvar::new()));
         let (tx, rx) = mpsc::channel();

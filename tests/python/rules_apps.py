@@ -1,6 +1,7 @@
 """start_response, write() and the rule engine, as Python apps see them."""
 import sys
 import threading
+import time
 
 SEEN = {}
 LOCAL = threading.local()
@@ -23,6 +24,14 @@ def application(environ, start_response):
         LOCAL.hits = getattr(LOCAL, "hits", 0) + 1
         start_response("200 OK", text)
         return [b"%d" % LOCAL.hits]
+
+    if path == "/thread":
+        # A millisecond of pure Python, then which thread computed it.
+        until = time.perf_counter() + 0.001
+        while time.perf_counter() < until:
+            pass
+        start_response("200 OK", text)
+        return [b"%d" % threading.get_ident()]
 
     if path in BODIES:
         start_response("200 OK", text)

@@ -306,6 +306,10 @@ impl<A: App> App for ProxyFix<A> {
     fn run_thread(&self, thread: &mut (dyn FnMut() + Send)) {
         self.app.run_thread(thread)
     }
+
+    fn parallelism(&self) -> Option<std::num::NonZeroUsize> {
+        self.app.parallelism()
+    }
 }
 
 impl<A> fmt::Debug for ProxyFix<A> {
