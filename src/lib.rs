@@ -314,7 +314,9 @@
 //! # Dispatch
 //!
 //! Applications run on a bounded pool of threads, since legacy code blocks:
-//! a thread per core starts at once, more only when queued requests stop
+//! a thread per core starts at once (fewer for an app that says it computes
+//! fewer requests at once, [`App::parallelism`]: a hosted Python app under
+//! its GIL computes one), more only when queued requests stop
 //! starting (every thread blocked), up to [`Builder::max_threads`]; a full
 //! pool and queue answer 503. Services built with the same [`ThreadPool`]
 //! share one. [`Builder::inline`] runs applications that never block on the

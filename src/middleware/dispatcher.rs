@@ -123,7 +123,9 @@ impl App for Dispatcher {
         // As many as the least limited app can use: any app may get the thread.
         self.apps()
             .map(|app| app.parallelism())
-            .try_fold(NonZeroUsize::MIN, |most, limit| limit.map(|l| most.max(l)))
+            .try_fold(NonZeroUsize::MIN, |most, limit| {
+                limit.map(|limit| most.max(limit))
+            })
     }
 }
 

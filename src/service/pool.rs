@@ -3,9 +3,9 @@
 //!
 //! Growth is eager only up to the number of cores (fewer for an application
 //! that computes fewer requests at once, such as a hosted Python app under
-//! its GIL: see [`App::parallelism`](crate::App::parallelism)). Past that a job waits in
-//! the queue, and a new thread starts only when no queued job has started
-//! for [`GROW_AFTER`] and the threads at work are blocked, or for
+//! its GIL: see [`App::parallelism`](crate::App::parallelism)). Past that a
+//! job waits in the queue, and a new thread starts only when no queued job
+//! has started for [`GROW_AFTER`] and the threads at work are blocked, or for
 //! [`GROW_WHILE_RUNNING`] if one of them is running (or ready to, waiting
 //! for a core) or a woken idle thread is there to take the job once it gets
 //! a core, and never while an idle thread spins for work (it takes the job
