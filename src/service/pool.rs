@@ -787,13 +787,7 @@ mod tests {
         // were blocked.
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         let pool = Pool::new(cores + 1, 64);
-        let compute_for = Duration::from_millis(400);
-        let waited = wait_behind_computations(&pool, cores, compute_for);
-        assert!(
-            waited >= GROW_WHILE_RUNNING / 2,
-            "a thread was added after {waited:?} while the others computed"
-        );
-        assert!(waited < compute_for, "it waited for a computation to end");
+        assert_a_thread_comes_after_a_time_slice(&pool, cores);
     }
 
     #[test]
@@ -975,13 +969,7 @@ mod tests {
         // (two or more cores, as on CI) would start it on a second thread
         // at once.
         let pool = Pool::with_thread_body(4, 64, IDLE_TIMEOUT, None, NonZeroUsize::new(1));
-        let compute_for = Duration::from_millis(400);
-        let waited = wait_behind_computations(&pool, 1, compute_for);
-        assert!(
-            waited >= GROW_WHILE_RUNNING / 2,
-            "a second thread started after {waited:?} while the first computed"
-        );
-        assert!(waited < compute_for, "it waited for the computation to end");
+        assert_a_thread_comes_after_a_time_slice(&pool, 1);
     }
 
     #[test]
@@ -1000,6 +988,18 @@ mod tests {
         let pool = Pool::new(jobs, 64);
         run_jobs_that_wait_for_each_other(&pool, jobs);
         assert_eq!(pool.threads(), jobs);
+    }
+
+    /// Queues a job behind `threads` jobs that compute for 400 ms: it must
+    /// get a thread after about a time slice, before they end.
+    fn assert_a_thread_comes_after_a_time_slice(pool: &Pool, threads: usize) {
+        let compute_for = Duration::from_millis(400);
+        let waited = wait_behind_computations(pool, threads, compute_for);
+        assert!(
+            waited >= GROW_WHILE_RUNNING / 2,
+            "a thread was added after {waited:?} while {threads} computed"
+        );
+        assert!(waited < compute_for, "it waited for a computation to end");
     }
 
     /// Starts `threads` jobs that compute for `compute_for`, then queues one
