@@ -2,7 +2,8 @@
 //! lazy `start_response`, `exc_info` replacing the headers before the body
 //! and raising the original exception after, a second call refused, `write()`,
 //! invalid statuses and headers, Content-Length both ways, 204, the body
-//! limit, every response chunk released; inline dispatch refused;
+//! limit, every response chunk released; one thread computing at a time
+//! under the GIL; inline dispatch refused;
 //! `TestClient` and tower layers unchanged.
 #![cfg(all(feature = "python", feature = "server"))]
 #![deny(warnings)]
