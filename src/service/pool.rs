@@ -177,7 +177,6 @@ impl Pool {
         parallelism: Option<NonZeroUsize>,
     ) -> Self {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
-        let eager_threads = parallelism.map_or(cores, |most| most.get().min(cores));
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -199,7 +198,10 @@ impl Pool {
                 max_threads,
                 max_queue,
                 idle_timeout,
-                eager_threads: eager_threads.min(max_threads),
+                eager_threads: parallelism
+                    .map_or(cores, NonZeroUsize::get)
+                    .min(cores)
+                    .min(max_threads),
                 thread_body: thread_body.map(AssertUnwindSafe),
                 #[cfg(test)]
                 starved_idle: Duration::ZERO,
